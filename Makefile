@@ -1,0 +1,38 @@
+# mqttspec — common tasks. `make test` is what CI runs.
+GO ?= go
+PKGS := ./...
+
+.PHONY: test test-nocgo vet lint run bench fuzz cover
+
+## test: vet, every test with the race detector, then every test again
+## without cgo (pure-Go SQLite), as CI runs them.
+test: vet
+	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 8m $(PKGS)
+
+## test-nocgo: the whole suite without cgo (pure-Go SQLite).
+test-nocgo:
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 8m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+## lint: gofmt (fails on unformatted files) and go vet.
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## run: the quickstart server on localhost:1883 with ./quickstart.db.
+run:
+	$(GO) run ./examples/quickstart
+
+## bench: the benchmarks (request round trips, subscription matching).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
+
+## fuzz: fuzz the query validation for a minute.
+fuzz:
+	$(GO) test ./adapters -run '^$$' -fuzz FuzzBuildQuery -fuzztime 60s
+
+cover:
+	$(GO) test -count=1 -coverprofile=cover.out $(PKGS) && $(GO) tool cover -func=cover.out | tail -1

@@ -1,0 +1,189 @@
+package mqttspec
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Client is one MQTT client known to the handler. Hooks reach it through
+// HookContext.Metadata["mqtt_client"]. Its metadata and subscription set are
+// safe for concurrent use.
+type Client struct {
+	// ID is the MQTT client id (unique among connected clients).
+	ID string
+	// Username is the username of the MQTT CONNECT packet.
+	Username string
+	// ConnectedAt is when the client's current connection was accepted.
+	ConnectedAt time.Time
+
+	password []byte
+	handler  *Handler
+	// persistent is true when the client connected with clean session false.
+	persistent bool
+
+	mu            sync.RWMutex
+	metadata      map[string]any
+	subscriptions map[string]*Subscription
+}
+
+// NewClient returns a client with empty metadata.
+func NewClient(id, username string, handler *Handler) *Client {
+	return &Client{
+		ID:            id,
+		Username:      username,
+		ConnectedAt:   time.Now(),
+		handler:       handler,
+		metadata:      map[string]any{},
+		subscriptions: map[string]*Subscription{},
+	}
+}
+
+// Password returns the password of the client's CONNECT packet (embedded
+// broker only; empty for the external broker). Hooks use it to check
+// credentials; it is never logged or sent anywhere.
+func (c *Client) Password() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return string(c.password)
+}
+
+// SetMetadata stores value under key for the lifetime of the client's
+// session. Values set in BeforeConnect are visible to every later hook.
+func (c *Client) SetMetadata(key string, value any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.metadata[key] = value
+}
+
+// GetMetadata returns the value stored under key.
+func (c *Client) GetMetadata(key string) (any, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok := c.metadata[key]
+	return v, ok
+}
+
+// AddSubscription records sub as owned by this client.
+func (c *Client) AddSubscription(sub *Subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subscriptions[sub.ID] = sub
+}
+
+// RemoveSubscription forgets the subscription with id subID.
+func (c *Client) RemoveSubscription(subID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.subscriptions, subID)
+}
+
+// GetSubscription returns the client's subscription with id subID.
+func (c *Client) GetSubscription(subID string) (*Subscription, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.subscriptions[subID]
+	return s, ok
+}
+
+// SubscriptionCount returns how many subscriptions the client owns.
+func (c *Client) SubscriptionCount() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.subscriptions)
+}
+
+// subscriptionIDs returns the ids of the client's subscriptions.
+func (c *Client) subscriptionIDs() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ids := make([]string, 0, len(c.subscriptions))
+	for id := range c.subscriptions {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Close forgets the client's subscriptions (it does not disconnect it).
+func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subscriptions = map[string]*Subscription{}
+}
+
+// ClientManager tracks the MQTT clients the handler knows. It is safe for
+// concurrent use.
+type ClientManager struct {
+	ctx     context.Context
+	mu      sync.RWMutex
+	clients map[string]*Client
+}
+
+// NewClientManager returns an empty manager.
+func NewClientManager(ctx context.Context) *ClientManager {
+	return &ClientManager{ctx: ctx, clients: map[string]*Client{}}
+}
+
+// Register creates (or replaces) the client with id clientID.
+func (cm *ClientManager) Register(clientID, username string, handler *Handler) *Client {
+	c := NewClient(clientID, username, handler)
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	cm.clients[clientID] = c
+	return c
+}
+
+// add stores an already built client, replacing any with the same id.
+func (cm *ClientManager) add(c *Client) {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	cm.clients[c.ID] = c
+}
+
+// getOrRegister returns the client with id clientID, registering it first
+// if it is unknown (the external broker learns clients from their requests).
+func (cm *ClientManager) getOrRegister(clientID string, handler *Handler) *Client {
+	if c, ok := cm.GetClient(clientID); ok {
+		return c
+	}
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	if c, ok := cm.clients[clientID]; ok {
+		return c
+	}
+	c := NewClient(clientID, "", handler)
+	cm.clients[clientID] = c
+	return c
+}
+
+// GetClient returns the client with id clientID.
+func (cm *ClientManager) GetClient(clientID string) (*Client, bool) {
+	cm.mu.RLock()
+	defer cm.mu.RUnlock()
+	c, ok := cm.clients[clientID]
+	return c, ok
+}
+
+// Unregister forgets the client with id clientID.
+func (cm *ClientManager) Unregister(clientID string) {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	delete(cm.clients, clientID)
+}
+
+// Count returns how many clients are known.
+func (cm *ClientManager) Count() int {
+	cm.mu.RLock()
+	defer cm.mu.RUnlock()
+	return len(cm.clients)
+}
+
+// Shutdown forgets every client.
+func (cm *ClientManager) Shutdown() {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	for _, c := range cm.clients {
+		c.Close()
+	}
+	cm.clients = map[string]*Client{}
+}

@@ -1,0 +1,93 @@
+package mqttspec
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultConfig(t *testing.T) {
+	c := DefaultConfig()
+	require.Equal(t, BrokerModeEmbedded, c.BrokerMode)
+	require.Equal(t, "localhost", c.Broker.Host)
+	require.Equal(t, 1883, c.Broker.Port)
+	require.Equal(t, "spec", c.Topics.Prefix)
+	require.Equal(t, QoSConfig{1, 1, 1}, c.QoS)
+	require.Equal(t, DefaultPageSize, c.Limits.DefaultPageSize)
+	require.Positive(t, c.Limits.MaxConcurrency)
+	require.NoError(t, c.validate())
+	c.Topics.Prefix = "changed"
+	require.Equal(t, "spec", DefaultConfig().Topics.Prefix, "defaults must not be shared")
+}
+
+// fakeDB satisfies adapters.Database for option tests; it is never called.
+type fakeDB struct{ noDB }
+
+func TestOptions(t *testing.T) {
+	cases := []struct {
+		name    string
+		opts    []Option
+		wantErr string
+		check   func(t *testing.T, h *Handler)
+	}{
+		{name: "embedded with partial config keeps defaults", opts: []Option{WithEmbeddedBroker(BrokerConfig{Port: 1999})},
+			check: func(t *testing.T, h *Handler) {
+				require.Equal(t, 1999, h.config.Broker.Port)
+				require.Equal(t, "localhost", h.config.Broker.Host)
+			}},
+		{name: "external", opts: []Option{WithExternalBroker(ExternalBrokerConfig{BrokerURL: "tcp://127.0.0.1:1"})},
+			check: func(t *testing.T, h *Handler) {
+				require.Equal(t, BrokerModeExternal, h.config.BrokerMode)
+				require.Equal(t, DefaultKeepAlive, h.config.ExternalBroker.KeepAlive)
+			}},
+		{name: "external needs URL", opts: []Option{WithExternalBroker(ExternalBrokerConfig{})}, wantErr: "BrokerURL"},
+		{name: "qos zero is kept", opts: []Option{WithQoS(0, 0, 0)},
+			check: func(t *testing.T, h *Handler) { require.Equal(t, QoSConfig{}, h.config.QoS) }},
+		{name: "qos 3 refused", opts: []Option{WithQoS(1, 3, 1)}, wantErr: "QoS"},
+		{name: "prefix", opts: []Option{WithTopicPrefix("myapp/v1")},
+			check: func(t *testing.T, h *Handler) { require.Equal(t, "myapp/v1/x/response", h.responseTopic("x")) }},
+		{name: "prefix wildcard refused", opts: []Option{WithTopicPrefix("a/#")}, wantErr: "wildcard"},
+		{name: "empty prefix refused", opts: []Option{WithTopicPrefix("")}, wantErr: "empty"},
+		{name: "auth without validator refused", opts: []Option{WithEmbeddedBroker(BrokerConfig{EnableAuth: true})}, wantErr: "ValidateCredentials"},
+		{name: "hooks", opts: []Option{WithHooks(NewHookRegistry())}},
+		{name: "nil hooks refused", opts: []Option{WithHooks(nil)}, wantErr: "nil"},
+		{name: "logger", opts: []Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}},
+		{name: "limits clamp default page", opts: []Option{WithLimits(LimitConfig{DefaultPageSize: 500, MaxPageSize: 50})},
+			check: func(t *testing.T, h *Handler) { require.Equal(t, 50, h.config.Limits.DefaultPageSize) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := NewHandlerWithDatabase(fakeDB{}, nil, tc.opts...)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			if tc.check != nil {
+				tc.check(t, h)
+			}
+		})
+	}
+	_, err := NewHandlerWithDatabase(nil, nil)
+	require.ErrorIs(t, err, ErrNoDatabase)
+}
+
+func TestRequestTopicParsing(t *testing.T) {
+	h, err := NewHandlerWithDatabase(fakeDB{}, nil, WithTopicPrefix("app/v1"))
+	require.NoError(t, err)
+	cases := map[string]string{
+		"app/v1/dev-1/request":   "dev-1",
+		"app/v1/a/b/request":     "",
+		"app/v1//request":        "",
+		"app/v1/dev-1/response":  "",
+		"other/dev-1/request":    "",
+		"app/v1/dev-1/request/x": "",
+	}
+	for topic, want := range cases {
+		got, ok := h.clientIDFromRequestTopic(topic)
+		require.Equal(t, want != "", ok, topic)
+		require.Equal(t, want, got, topic)
+	}
+}

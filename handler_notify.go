@@ -1,0 +1,132 @@
+package mqttspec
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/mqttspec/mqttspec/adapters"
+)
+
+// NotifyChange publishes a change that the service made itself (outside
+// MQTT) to the subscriptions it concerns, with the same matching rules and
+// the same per-entity ordering as changes made through requests.
+//
+// op is OperationCreate, OperationUpdate or OperationDelete; record is the
+// record after the change (the deleted record for a delete) and previous the
+// record before an update (nil otherwise), each a value of, or pointer to,
+// the model type registered as schema.entity. Call it after your
+// transaction has committed. To order your commit exactly among concurrent
+// writes made over MQTT, commit inside WithCommitLock and call NotifyChange
+// from the same function.
+func (h *Handler) NotifyChange(schema, entity string, op OperationType, record, previous any) error {
+	return h.notifyChange(schema, entity, op, record, previous, true)
+}
+
+// WithCommitLock runs fn while holding the lock under which the handler
+// commits writes of schema.entity and publishes their notifications. Inside
+// fn, call NotifyChangeLocked (not NotifyChange, which takes the lock).
+func (h *Handler) WithCommitLock(schema, entity string, fn func() error) error {
+	m, err := h.resolveModel(schema, entity)
+	if err != nil {
+		return fmt.Errorf("mqttspec: %w", err)
+	}
+	mu := h.commitLock(m)
+	mu.Lock()
+	defer mu.Unlock()
+	return fn()
+}
+
+// NotifyChangeLocked is NotifyChange for use inside WithCommitLock.
+func (h *Handler) NotifyChangeLocked(schema, entity string, op OperationType, record, previous any) error {
+	return h.notifyChange(schema, entity, op, record, previous, false)
+}
+
+func (h *Handler) notifyChange(schema, entity string, op OperationType, record, previous any, lock bool) error {
+	m, err := h.resolveModel(schema, entity)
+	if err != nil {
+		return fmt.Errorf("mqttspec: notify change: %w", err)
+	}
+	switch op {
+	case OperationCreate, OperationUpdate, OperationDelete:
+	default:
+		return fmt.Errorf("mqttspec: notify change: operation %q is not a change", op)
+	}
+	row, err := asModelPointer(m, record)
+	if err != nil || row == nil {
+		return fmt.Errorf("mqttspec: notify change: record: %w", errOr(err, "nil record"))
+	}
+	prev, err := asModelPointer(m, previous)
+	if err != nil {
+		return fmt.Errorf("mqttspec: notify change: previous: %w", err)
+	}
+	if op != OperationUpdate {
+		prev = nil
+	}
+	ch := &change{model: m, op: op, row: row, prev: prev}
+	if lock {
+		mu := h.commitLock(m)
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	h.notify(ch)
+	return nil
+}
+
+// asModelPointer returns v as a pointer to m's type (copying a value).
+func asModelPointer(m *adapters.Model, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	rv := reflect.ValueOf(v)
+	switch {
+	case rv.Type() == reflect.PointerTo(m.Type):
+		if rv.IsNil() {
+			return nil, nil
+		}
+		return v, nil
+	case rv.Type() == m.Type:
+		p := reflect.New(m.Type)
+		p.Elem().Set(rv)
+		return p.Interface(), nil
+	}
+	return nil, fmt.Errorf("%T is not %s", v, m.Type)
+}
+
+func errOr(err error, msg string) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// RelationshipInfo describes a relation field of a model.
+type RelationshipInfo struct {
+	FieldName string `json:"field_name"`
+	JSONName  string `json:"json_name"`
+	// RelationType is "hasMany" for slice fields and "hasOne" for struct fields.
+	RelationType string `json:"relation_type"`
+}
+
+// GetRelationshipInfo describes the relation relationName (Go field or JSON
+// name) of the model type modelType, or returns nil when there is none.
+func (h *Handler) GetRelationshipInfo(modelType reflect.Type, relationName string) *RelationshipInfo {
+	for modelType != nil && modelType.Kind() == reflect.Pointer {
+		modelType = modelType.Elem()
+	}
+	if modelType == nil {
+		return nil
+	}
+	m, err := adapters.ParseModel(modelType.Name(), reflect.New(modelType).Interface())
+	if err != nil {
+		return nil
+	}
+	r, ok := m.Relation(relationName)
+	if !ok {
+		return nil
+	}
+	kind := "hasOne"
+	if r.Many {
+		kind = "hasMany"
+	}
+	return &RelationshipInfo{FieldName: r.Name, JSONName: r.JSONName, RelationType: kind}
+}

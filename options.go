@@ -1,0 +1,140 @@
+package mqttspec
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+)
+
+// Option configures a Handler. Options run in order after the defaults are
+// set; one that returns an error makes the constructor fail.
+type Option func(*Handler) error
+
+// WithEmbeddedBroker runs the embedded Mochi broker with config; zero fields
+// take their defaults (localhost:1883).
+func WithEmbeddedBroker(config BrokerConfig) Option {
+	return func(h *Handler) error {
+		h.config.BrokerMode = BrokerModeEmbedded
+		h.config.Broker = config
+		return nil
+	}
+}
+
+// WithExternalBroker connects to the broker described by config instead of
+// running one. BrokerURL is required.
+func WithExternalBroker(config ExternalBrokerConfig) Option {
+	return func(h *Handler) error {
+		if config.BrokerURL == "" {
+			return fmt.Errorf("mqttspec: WithExternalBroker: BrokerURL is required")
+		}
+		h.config.BrokerMode = BrokerModeExternal
+		h.config.ExternalBroker = config
+		return nil
+	}
+}
+
+// WithHooks uses hooks (for example one shared by several handlers) as the
+// handler's hook registry.
+func WithHooks(hooks *HookRegistry) Option {
+	return func(h *Handler) error {
+		if hooks == nil {
+			return fmt.Errorf("mqttspec: WithHooks: nil registry")
+		}
+		h.hooks = hooks
+		return nil
+	}
+}
+
+// WithQoS sets the QoS of requests (the handler's subscription), responses
+// and notifications. Each must be 0, 1 or 2.
+func WithQoS(request, response, notification byte) Option {
+	return func(h *Handler) error {
+		for _, q := range []byte{request, response, notification} {
+			if q > 2 {
+				return fmt.Errorf("mqttspec: WithQoS: %d is not a QoS level", q)
+			}
+		}
+		h.config.QoS = QoSConfig{Request: request, Response: response, Notification: notification}
+		return nil
+	}
+}
+
+// WithTopicPrefix sets the first topic level(s) (default "spec"). It may
+// contain "/" but no wildcard and must not be empty.
+func WithTopicPrefix(prefix string) Option {
+	return func(h *Handler) error {
+		if err := validatePrefix(prefix); err != nil {
+			return fmt.Errorf("mqttspec: WithTopicPrefix: %w", err)
+		}
+		h.config.Topics.Prefix = prefix
+		return nil
+	}
+}
+
+// WithAuth sets the MQTT-level credential check of the embedded broker and
+// turns it on (BrokerConfig.EnableAuth).
+func WithAuth(auth AuthConfig) Option {
+	return func(h *Handler) error {
+		h.config.Auth = auth
+		h.config.Broker.EnableAuth = true
+		return nil
+	}
+}
+
+// WithLimits sets page-size, subscription and concurrency limits; zero
+// fields keep their defaults.
+func WithLimits(limits LimitConfig) Option {
+	return func(h *Handler) error {
+		h.config.Limits = limits
+		return nil
+	}
+}
+
+// WithLogger sends the handler's logs to logger (default: discarded).
+func WithLogger(logger *slog.Logger) Option {
+	return func(h *Handler) error {
+		if logger == nil {
+			return fmt.Errorf("mqttspec: WithLogger: nil logger")
+		}
+		h.logger = logger
+		return nil
+	}
+}
+
+func validatePrefix(prefix string) error {
+	switch {
+	case prefix == "":
+		return fmt.Errorf("empty topic prefix")
+	case strings.ContainsAny(prefix, "+#\x00"):
+		return fmt.Errorf("topic prefix %q contains a wildcard", prefix)
+	case strings.HasPrefix(prefix, "/") || strings.HasSuffix(prefix, "/") || strings.HasPrefix(prefix, "$"):
+		return fmt.Errorf("topic prefix %q must not start or end with '/' or start with '$'", prefix)
+	}
+	return nil
+}
+
+// validate checks a filled Config.
+func (c *Config) validate() error {
+	if err := validatePrefix(c.Topics.Prefix); err != nil {
+		return fmt.Errorf("mqttspec: config: %w", err)
+	}
+	if c.QoS.Request > 2 || c.QoS.Response > 2 || c.QoS.Notification > 2 {
+		return fmt.Errorf("mqttspec: config: QoS levels must be 0, 1 or 2")
+	}
+	switch c.BrokerMode {
+	case BrokerModeEmbedded:
+		if c.Broker.Port < -1 || c.Broker.Port > 65535 {
+			return fmt.Errorf("mqttspec: config: port %d out of range", c.Broker.Port)
+		}
+		if c.Broker.EnableAuth && c.Auth.ValidateCredentials == nil {
+			return fmt.Errorf("mqttspec: config: EnableAuth needs Auth.ValidateCredentials")
+		}
+	case BrokerModeExternal:
+		if c.ExternalBroker.BrokerURL == "" {
+			return fmt.Errorf("mqttspec: config: external broker needs BrokerURL")
+		}
+	default:
+		return fmt.Errorf("mqttspec: config: unknown broker mode %q", c.BrokerMode)
+	}
+	return nil
+}

@@ -1,0 +1,316 @@
+package mqttspec
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttspec/mqttspec/adapters"
+)
+
+// Subscription is one client's live subscription to changes of an entity.
+// Notifications go to {prefix}/{ConnectionID}/notify/{ID}.
+type Subscription struct {
+	// ID is the subscription id ("sub-" + UUID).
+	ID string
+	// ConnectionID is the MQTT client id of the owner.
+	ConnectionID string
+	// Schema and Entity name the watched model.
+	Schema string
+	Entity string
+	// Options are the subscription's options after BeforeSubscribe hooks;
+	// their filters decide which changes are sent.
+	Options *RequestOptions
+	// Active is true while the subscription is registered.
+	Active bool
+
+	model *adapters.Model
+	where []adapters.Group
+	seq   atomic.Uint64
+	// indexed is the equality condition the subscription is indexed by.
+	indexed *adapters.Condition
+}
+
+// MatchesFilters reports whether record (a pointer to the entity's model
+// struct) satisfies the subscription's filters, with the same semantics as
+// the database gives them. A subscription with filters that was not created
+// by the handler (so its filters were never validated) matches nothing.
+func (s *Subscription) MatchesFilters(record any) bool {
+	if s.model == nil {
+		return s.Options == nil || len(s.Options.Filters) == 0
+	}
+	return adapters.Match(s.where, record)
+}
+
+// SubscriptionManager holds the live subscriptions, indexed so that a write
+// only looks at subscriptions it can match: subscriptions with an equality
+// filter are found through a hash of that column's value, the rest are
+// checked one by one. It is safe for concurrent use.
+type SubscriptionManager struct {
+	mu       sync.RWMutex
+	byID     map[string]*Subscription
+	byEntity map[string]*entitySubscriptions
+}
+
+type entitySubscriptions struct {
+	scan map[string]*Subscription                                 // checked one by one
+	eq   map[*adapters.Column]map[string]map[string]*Subscription // column -> value key -> id -> sub
+	n    int
+}
+
+// NewSubscriptionManager returns an empty manager.
+func NewSubscriptionManager() *SubscriptionManager {
+	return &SubscriptionManager{byID: map[string]*Subscription{}, byEntity: map[string]*entitySubscriptions{}}
+}
+
+// Subscribe registers a subscription for the client connID. Subscriptions
+// made this way carry no validated filters; the handler registers its own
+// through the subscribe request.
+func (sm *SubscriptionManager) Subscribe(id, connID, schema, entity string, options *RequestOptions) *Subscription {
+	s := &Subscription{ID: id, ConnectionID: connID, Schema: schema, Entity: entity, Options: options}
+	sm.add(s)
+	return s
+}
+
+// add registers s, indexing it by its first single-condition equality group.
+func (sm *SubscriptionManager) add(s *Subscription) {
+	for _, g := range s.where {
+		if len(g) == 1 && g[0].Op == adapters.OpEq {
+			c := g[0]
+			s.indexed = &c
+			break
+		}
+	}
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	s.Active = true
+	sm.byID[s.ID] = s
+	key := qualified(s.Schema, s.Entity)
+	es := sm.byEntity[key]
+	if es == nil {
+		es = &entitySubscriptions{scan: map[string]*Subscription{}, eq: map[*adapters.Column]map[string]map[string]*Subscription{}}
+		sm.byEntity[key] = es
+	}
+	es.n++
+	if s.indexed == nil {
+		es.scan[s.ID] = s
+		return
+	}
+	byValue := es.eq[s.indexed.Column]
+	if byValue == nil {
+		byValue = map[string]map[string]*Subscription{}
+		es.eq[s.indexed.Column] = byValue
+	}
+	vk := valueKey(s.indexed.Value)
+	if byValue[vk] == nil {
+		byValue[vk] = map[string]*Subscription{}
+	}
+	byValue[vk][s.ID] = s
+}
+
+// Unsubscribe removes the subscription subID and reports whether it existed.
+func (sm *SubscriptionManager) Unsubscribe(subID string) bool {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	s, ok := sm.byID[subID]
+	if !ok {
+		return false
+	}
+	delete(sm.byID, subID)
+	s.Active = false
+	key := qualified(s.Schema, s.Entity)
+	es := sm.byEntity[key]
+	if es == nil {
+		return true
+	}
+	es.n--
+	if s.indexed == nil {
+		delete(es.scan, subID)
+	} else if byValue := es.eq[s.indexed.Column]; byValue != nil {
+		vk := valueKey(s.indexed.Value)
+		delete(byValue[vk], subID)
+		if len(byValue[vk]) == 0 {
+			delete(byValue, vk)
+		}
+		if len(byValue) == 0 {
+			delete(es.eq, s.indexed.Column)
+		}
+	}
+	if es.n == 0 {
+		delete(sm.byEntity, key)
+	}
+	return true
+}
+
+// GetSubscription returns the subscription subID.
+func (sm *SubscriptionManager) GetSubscription(subID string) (*Subscription, bool) {
+	sm.mu.RLock()
+	defer sm.mu.RUnlock()
+	s, ok := sm.byID[subID]
+	return s, ok
+}
+
+// GetSubscriptionsByEntity returns the subscriptions of schema.entity.
+func (sm *SubscriptionManager) GetSubscriptionsByEntity(schema, entity string) []*Subscription {
+	sm.mu.RLock()
+	defer sm.mu.RUnlock()
+	var out []*Subscription
+	for _, s := range sm.byID {
+		if s.Schema == schema && s.Entity == entity {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// GetSubscriptionsByConnection returns the subscriptions of client connID.
+func (sm *SubscriptionManager) GetSubscriptionsByConnection(connID string) []*Subscription {
+	sm.mu.RLock()
+	defer sm.mu.RUnlock()
+	var out []*Subscription
+	for _, s := range sm.byID {
+		if s.ConnectionID == connID {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Count returns the number of subscriptions.
+func (sm *SubscriptionManager) Count() int {
+	sm.mu.RLock()
+	defer sm.mu.RUnlock()
+	return len(sm.byID)
+}
+
+// CountForEntity returns the number of subscriptions of schema.entity.
+func (sm *SubscriptionManager) CountForEntity(schema, entity string) int {
+	sm.mu.RLock()
+	defer sm.mu.RUnlock()
+	if es := sm.byEntity[qualified(schema, entity)]; es != nil {
+		return es.n
+	}
+	return 0
+}
+
+// candidates returns the subscriptions of the model that row or prev could
+// match: the unindexed ones and those whose equality value equals the
+// record's (before or after the change).
+func (sm *SubscriptionManager) candidates(m *adapters.Model, row, prev any) []*Subscription {
+	sm.mu.RLock()
+	defer sm.mu.RUnlock()
+	es := sm.byEntity[m.Name]
+	if es == nil {
+		return nil
+	}
+	out := make([]*Subscription, 0, len(es.scan)+1)
+	for _, s := range es.scan {
+		out = append(out, s)
+	}
+	for col, byValue := range es.eq {
+		seen := ""
+		for i, r := range []any{row, prev} {
+			if r == nil {
+				continue
+			}
+			v := deref(col.Value(r))
+			if v == nil {
+				continue
+			}
+			vk := valueKey(v)
+			if i == 1 && vk == seen {
+				continue
+			}
+			seen = vk
+			for _, s := range byValue[vk] {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func (sm *SubscriptionManager) clear() {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	sm.byID = map[string]*Subscription{}
+	sm.byEntity = map[string]*entitySubscriptions{}
+}
+
+// valueKey returns a map key for a converted column value: equal values of
+// one column give equal keys.
+func valueKey(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case int:
+		return strconv.Itoa(x)
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case []byte:
+		return string(x)
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.String:
+		return rv.String()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(rv.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(rv.Uint(), 10)
+	}
+	return fmt.Sprint(v)
+}
+
+// notify publishes ch to every subscription it concerns. It runs under the
+// model's commit lock, so notifications leave in commit order. Rules:
+// create and delete notify subscriptions the record matches; update
+// notifies subscriptions the record matched before or after, with
+// "matches" telling which (false: the record left the filter).
+func (h *Handler) notify(ch *change) {
+	subs := h.subs.candidates(ch.model, ch.row, ch.prev)
+	if len(subs) == 0 {
+		return
+	}
+	data, err := json.Marshal(ch.row)
+	if err != nil {
+		h.logger.Error("cannot encode notification", "entity", ch.model.Name, "error", err)
+		return
+	}
+	var prev json.RawMessage
+	if ch.prev != nil {
+		if prev, err = json.Marshal(ch.prev); err != nil {
+			h.logger.Error("cannot encode notification", "entity", ch.model.Name, "error", err)
+			return
+		}
+	}
+	for _, s := range subs {
+		matchNew := s.MatchesFilters(ch.row)
+		matchOld := ch.prev != nil && s.MatchesFilters(ch.prev)
+		if !matchNew && !matchOld {
+			continue
+		}
+		n := NewNotificationMessage(s.ID, ch.op, s.Schema, s.Entity, json.RawMessage(data))
+		n.Matches = matchNew
+		if ch.op == OperationUpdate {
+			n.Previous = prev
+		}
+		n.Seq = s.seq.Add(1)
+		h.publishNotification(s, n)
+	}
+}
+
+func (h *Handler) publishNotification(s *Subscription, n *NotificationMessage) {
+	payload, err := n.ToJSON()
+	if err != nil {
+		h.logger.Error("cannot encode notification", "subscription", s.ID, "error", err)
+		return
+	}
+	h.publish(h.notifyTopic(s.ConnectionID, s.ID), h.config.QoS.Notification, payload)
+}
