@@ -23,18 +23,11 @@ type change struct {
 // After hooks run in one transaction; the answer is the stored record as
 // the database returns it (generated id, defaults).
 func (h *Handler) handleCreate(hctx *HookContext, m *adapters.Model) (*ResponseMessage, error) {
-	if _, ok := hctx.Data.(map[string]any); !ok {
-		return nil, NewError(CodeInvalidMessage, "create needs \"data\" to be a JSON object")
+	if err := requireDataObject(hctx); err != nil {
+		return nil, err
 	}
 	return h.inTx(hctx, m, func(tx adapters.Tx) (*change, error) {
-		if err := h.hooks.Execute(BeforeCreate, hctx); err != nil {
-			return nil, hookError(err)
-		}
-		data, ok := hctx.Data.(map[string]any)
-		if !ok {
-			return nil, NewError(CodeInvalidMessage, "create needs \"data\" to be a JSON object")
-		}
-		values, err := adapters.DecodeData(m, data)
+		values, err := h.beforeWrite(hctx, m, BeforeCreate)
 		if err != nil {
 			return nil, err
 		}
@@ -82,35 +75,21 @@ func (h *Handler) handleUpdate(hctx *HookContext, m *adapters.Model) (*ResponseM
 	if id == "" {
 		return nil, NewError(CodeInvalidMessage, "update needs record_id or data.%s", m.PrimaryKey.JSONName)
 	}
-	if _, ok := hctx.Data.(map[string]any); !ok {
-		return nil, NewError(CodeInvalidMessage, "update needs \"data\" to be a JSON object")
+	if err := requireDataObject(hctx); err != nil {
+		return nil, err
 	}
 	hctx.ID = id
 	return h.inTx(hctx, m, func(tx adapters.Tx) (*change, error) {
-		if err := h.hooks.Execute(BeforeUpdate, hctx); err != nil {
-			return nil, hookError(err)
-		}
-		data, ok := hctx.Data.(map[string]any)
-		if !ok {
-			return nil, NewError(CodeInvalidMessage, "update needs \"data\" to be a JSON object")
-		}
-		values, err := adapters.DecodeData(m, data)
+		values, err := h.beforeWrite(hctx, m, BeforeUpdate)
 		if err != nil {
 			return nil, err
 		}
 		if err := keepPrimaryKey(m, values, id); err != nil {
 			return nil, err
 		}
-		q, err := targetQuery(hctx, m, id)
+		prev, q, err := lockTarget(hctx, tx, m, id)
 		if err != nil {
 			return nil, err
-		}
-		prev, err := findOne(hctx.Context, tx, q, true)
-		if err != nil {
-			return nil, err
-		}
-		if prev == nil {
-			return nil, notFound(m, id)
 		}
 		if len(values) > 0 {
 			if _, err := tx.Update(hctx.Context, m, q.Where, values); err != nil {
@@ -146,16 +125,9 @@ func (h *Handler) handleDelete(hctx *HookContext, m *adapters.Model) (*ResponseM
 		if err := h.hooks.Execute(BeforeDelete, hctx); err != nil {
 			return nil, hookError(err)
 		}
-		q, err := targetQuery(hctx, m, id)
+		prev, q, err := lockTarget(hctx, tx, m, id)
 		if err != nil {
 			return nil, err
-		}
-		prev, err := findOne(hctx.Context, tx, q, true)
-		if err != nil {
-			return nil, err
-		}
-		if prev == nil {
-			return nil, notFound(m, id)
 		}
 		n, err := tx.Delete(hctx.Context, m, q.Where)
 		if err != nil {
@@ -207,18 +179,47 @@ func (h *Handler) commitLock(m *adapters.Model) *sync.Mutex {
 	return mu.(*sync.Mutex)
 }
 
-// targetQuery selects the record id of m, narrowed by the request's (and
-// hooks') filters so that a tenant filter binds updates and deletes too.
-func targetQuery(hctx *HookContext, m *adapters.Model, id string) (*adapters.Query, error) {
+// requireDataObject refuses a create or update whose data is not an object.
+func requireDataObject(hctx *HookContext) error {
+	if _, ok := hctx.Data.(map[string]any); !ok {
+		return NewError(CodeInvalidMessage, "%s needs \"data\" to be a JSON object", hctx.Operation)
+	}
+	return nil
+}
+
+// beforeWrite runs the Before hook of a create or update and decodes the
+// data the hooks leave behind (they may have changed it).
+func (h *Handler) beforeWrite(hctx *HookContext, m *adapters.Model, hook HookType) (map[*adapters.Column]any, error) {
+	if err := h.hooks.Execute(hook, hctx); err != nil {
+		return nil, hookError(err)
+	}
+	if err := requireDataObject(hctx); err != nil {
+		return nil, err
+	}
+	return adapters.DecodeData(m, hctx.Data.(map[string]any))
+}
+
+// lockTarget reads, locking it for the transaction, the record id of m that
+// an update or delete targets. The query is narrowed by the request's (and
+// hooks') filters, so a tenant filter binds updates and deletes too: a
+// record outside it is not_found.
+func lockTarget(hctx *HookContext, tx adapters.Tx, m *adapters.Model, id string) (any, *adapters.Query, error) {
 	where, err := adapters.BuildWhere(m, hctx.Options.Filters)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	q := &adapters.Query{Model: m, Where: where, Limit: 1}
 	if err := whereID(q, m, id); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return q, nil
+	prev, err := findOne(hctx.Context, tx, q, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if prev == nil {
+		return nil, nil, notFound(m, id)
+	}
+	return prev, q, nil
 }
 
 // findOne returns the first row q selects, or nil.

@@ -334,3 +334,9 @@ func TestInsertNoColumns(t *testing.T) {
 		})
 	}
 }
+
+// TestMatchAgreesWithPostgres runs the in-memory matcher's property check
+// against PostgreSQL (the SQLite run is TestMatchAgreesWithSQLite).
+func TestMatchAgreesWithPostgres(t *testing.T) {
+	adapters.CheckMatchAgreesWithDB(t, testdb.OpenGORM(t, adapters.DialectPostgres), adapters.DialectPostgres)
+}

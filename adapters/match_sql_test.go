@@ -125,7 +125,7 @@ func qtPropFilter(r *rand.Rand) FilterOption {
 
 // TestMatchAgreesWithSQLite runs random filters both as SQL on SQLite
 // (through GORM, as the adapter does) and through Match, and requires the
-// same rows from both.
+// same rows from both. adapters_test runs the same check on PostgreSQL.
 func TestMatchAgreesWithSQLite(t *testing.T) {
 	dsn := "file:" + filepath.Join(t.TempDir(), "p.db") + "?_pragma=busy_timeout(5000)"
 	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
@@ -135,6 +135,16 @@ func TestMatchAgreesWithSQLite(t *testing.T) {
 	if sqlDB, err := db.DB(); err == nil {
 		t.Cleanup(func() { _ = sqlDB.Close() })
 	}
+	CheckMatchAgreesWithDB(t, db, DialectSQLite)
+}
+
+// CheckMatchAgreesWithDB is the property check behind TestMatchAgreesWithSQLite:
+// it migrates its own table into db, stores random rows, and compares the
+// rows the database selects for random filters with the rows Match accepts.
+// It is exported (in a test file) so the external test package can run it on
+// PostgreSQL.
+func CheckMatchAgreesWithDB(t *testing.T, db *gorm.DB, dialect string) {
+	t.Helper()
 	if err := db.AutoMigrate(&qtProp{}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -173,7 +183,7 @@ func TestMatchAgreesWithSQLite(t *testing.T) {
 			continue // e.g. a fractional operand for an int column
 		}
 		checked++
-		sqlText, args := WhereSQL(DialectSQLite, where, ident)
+		sqlText, args := WhereSQL(dialect, where, ident)
 		var got []int64
 		if err := db.Model(&qtProp{}).Where(sqlText, args...).Order("id").Pluck("id", &got).Error; err != nil {
 			t.Fatalf("query %q %v: %v", sqlText, args, err)
@@ -188,8 +198,8 @@ func TestMatchAgreesWithSQLite(t *testing.T) {
 			nonEmpty++
 		}
 		if !slices.Equal(got, want) {
-			t.Fatalf("filters %+v\nwhere %s\nsql %s %v\nSQLite ids %v\nMatch ids  %v",
-				filters, qtDescribe(where), sqlText, args, got, want)
+			t.Fatalf("filters %+v\nwhere %s\nsql %s %v\n%s ids %v\nMatch ids  %v",
+				filters, qtDescribe(where), sqlText, args, dialect, got, want)
 		}
 	}
 	if checked < 500 || nonEmpty < 100 {
