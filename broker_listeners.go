@@ -1,0 +1,283 @@
+package mqttspec
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// ---- listeners ----
+
+// Mochi's own listeners do not fit: its WebSocket listener binds only when
+// serving (so a port in use is merely logged), and neither closes a
+// connection that has not sent CONNECT yet, on which Server.Close then
+// waits forever. These listeners bind in Init, give new connections
+// embeddedHandshakeTimeout to send CONNECT, and close every connection they
+// accepted when closed.
+
+// connSet tracks the connections a listener accepted.
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
+}
+
+// trackedConn removes itself from its set when closed.
+type trackedConn struct {
+	net.Conn
+	set *connSet
+}
+
+// track wraps c and adds it to the set; it returns nil (and closes c) once
+// the set is closed.
+func (s *connSet) track(c net.Conn) *trackedConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = c.Close()
+		return nil
+	}
+	if s.conns == nil {
+		s.conns = map[*trackedConn]struct{}{}
+	}
+	tc := &trackedConn{Conn: c, set: s}
+	s.conns[tc] = struct{}{}
+	_ = c.SetDeadline(time.Now().Add(embeddedHandshakeTimeout)) // Mochi replaces it after CONNECT
+	return tc
+}
+
+// closeAll closes every tracked connection and refuses new ones.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns, s.closed = nil, true
+	s.mu.Unlock()
+	for c := range conns {
+		_ = c.Conn.Close()
+	}
+}
+
+// Close closes the connection and forgets it.
+func (c *trackedConn) Close() error {
+	c.set.mu.Lock()
+	delete(c.set.conns, c)
+	c.set.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// tcpListener serves MQTT over TCP.
+type tcpListener struct {
+	id      string
+	address string
+	ln      net.Listener
+	log     *slog.Logger
+	conns   connSet
+	closed  atomic.Bool
+}
+
+func newTCPListener(id, address string) *tcpListener {
+	return &tcpListener{id: id, address: address}
+}
+
+// Init binds the listening socket.
+func (l *tcpListener) Init(log *slog.Logger) error {
+	l.log = log
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	l.ln = ln
+	return nil
+}
+
+// Serve accepts connections until Close.
+func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+	backoff := time.Duration(0)
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if l.closed.Load() {
+				return
+			}
+			// E.g. out of file descriptors: wait and retry, like net/http.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.log.Error("accept failed", "error", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		tc := l.conns.track(conn)
+		if tc == nil {
+			continue // closing
+		}
+		go func() {
+			if err := establish(l.id, tc); err != nil {
+				l.log.Debug("client connection ended", "error", err, "remote", conn.RemoteAddr().String())
+			}
+		}()
+	}
+}
+
+// ID returns the listener id.
+func (l *tcpListener) ID() string { return l.id }
+
+// Address returns the bound address (the configured one before Init).
+func (l *tcpListener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+// Protocol names the listener's protocol.
+func (l *tcpListener) Protocol() string { return "tcp" }
+
+// Close stops accepting, disconnects the listener's MQTT clients and closes
+// the connections still waiting for CONNECT.
+func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+	if l.closed.CompareAndSwap(false, true) && l.ln != nil {
+		_ = l.ln.Close()
+	}
+	closeClients(l.id)
+	l.conns.closeAll()
+}
+
+// wsListener serves MQTT over WebSocket.
+type wsListener struct {
+	id        string
+	address   string
+	ln        net.Listener
+	srv       *http.Server
+	upgrader  websocket.Upgrader
+	log       *slog.Logger
+	establish listeners.EstablishFn // set by Serve before it accepts
+	conns     connSet
+	closed    atomic.Bool
+}
+
+func newWSListener(id, address string) *wsListener {
+	return &wsListener{
+		id:      id,
+		address: address,
+		upgrader: websocket.Upgrader{
+			Subprotocols: []string{"mqtt"},
+			CheckOrigin:  func(*http.Request) bool { return true },
+		},
+	}
+}
+
+// Init binds the listening socket.
+func (l *wsListener) Init(log *slog.Logger) error {
+	l.log = log
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	l.ln = ln
+	l.srv = &http.Server{Handler: http.HandlerFunc(l.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// serveHTTP upgrades a request and runs the MQTT connection over it.
+func (l *wsListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered the request
+	}
+	conn := l.conns.track(&wsNetConn{Conn: ws.NetConn(), ws: ws})
+	if conn == nil {
+		return // closing
+	}
+	defer conn.Close()
+	if err := l.establish(l.id, conn); err != nil {
+		l.log.Debug("websocket client ended", "error", err)
+	}
+}
+
+// Serve accepts WebSocket connections until Close.
+func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	l.establish = establish
+	if err := l.srv.Serve(l.ln); err != nil && !l.closed.Load() && !errors.Is(err, http.ErrServerClosed) {
+		l.log.Error("websocket listener stopped", "error", err)
+	}
+}
+
+// ID returns the listener id.
+func (l *wsListener) ID() string { return l.id }
+
+// Address returns the bound address (the configured one before Init).
+func (l *wsListener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+// Protocol names the listener's protocol.
+func (l *wsListener) Protocol() string { return "ws" }
+
+// Close stops accepting and disconnects the listener's clients. Upgraded
+// connections are hijacked, so the HTTP server leaves them to closeClients.
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	if l.closed.CompareAndSwap(false, true) && l.ln != nil {
+		_ = l.srv.Close()
+		_ = l.ln.Close() // in case Serve has not started yet
+	}
+	closeClients(l.id)
+	l.conns.closeAll()
+}
+
+// wsNetConn carries the MQTT byte stream in binary WebSocket messages. The
+// embedded net.Conn is the underlying connection, for addresses and
+// deadlines.
+type wsNetConn struct {
+	net.Conn
+	ws  *websocket.Conn
+	cur io.Reader // the message being read, nil between messages
+}
+
+// Read reads the stream across message boundaries.
+func (c *wsNetConn) Read(p []byte) (int, error) {
+	for {
+		if c.cur == nil {
+			kind, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if kind != websocket.BinaryMessage {
+				return 0, errors.New("mqttspec: websocket: MQTT needs binary messages")
+			}
+			c.cur = r
+		}
+		n, err := c.cur.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.cur = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+// Write sends p as one binary message. Mochi serialises writes per client.
+func (c *wsNetConn) Write(p []byte) (int, error) {
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close closes the underlying connection.
+func (c *wsNetConn) Close() error { return c.ws.Close() }
+
+// ---- logging ----
