@@ -279,7 +279,7 @@ func (h *Handler) authenticate(info ConnectInfo) (*Client, error) {
 	if !validClientID(info.ClientID) {
 		return nil, fmt.Errorf("mqttspec: client id %q must be non-empty and contain no '/', '+' or '#'", info.ClientID)
 	}
-	if h.config.Broker.EnableAuth {
+	if h.config.Broker.EnableAuth && h.config.BrokerMode == BrokerModeEmbedded {
 		if fn := h.config.Auth.ValidateCredentials; fn == nil || !fn(info.Username, string(info.Password)) {
 			return nil, fmt.Errorf("mqttspec: bad credentials for client %q", info.ClientID)
 		}
@@ -373,7 +373,8 @@ func (h *Handler) onRequest(topic string, payload []byte) {
 	payload = append([]byte(nil), payload...)
 	wait := h.config.BrokerMode == BrokerModeEmbedded
 	if !h.dispatch.submit(clientID, func() { h.handleMessage(clientID, payload) }, wait) {
-		h.respond(clientID, NewErrorResponse(requestID(payload), CodeOverloaded,
+		// Answered off the broker's delivery goroutine, which must not block.
+		go h.respond(clientID, NewErrorResponse(requestID(payload), CodeOverloaded,
 			"too many requests pending for this client; retry later"))
 	}
 }
