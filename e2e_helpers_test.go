@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,9 +60,9 @@ type testServer struct {
 	url string
 }
 
-// startServer starts a handler with the embedded broker on a free port,
-// models registered, and stops it when the test ends. Hooks may be added
-// through setup before Start.
+// startServer starts a handler with the embedded broker on a free port
+// (unless opts choose an external broker), models registered, and stops it
+// when the test ends. Hooks may be added through setup before Start.
 func startServer(t testing.TB, setup func(h *mqttspec.Handler), opts ...mqttspec.Option) *testServer {
 	t.Helper()
 	db := openSQLite(t)
@@ -78,7 +79,11 @@ func startServer(t testing.TB, setup func(h *mqttspec.Handler), opts ...mqttspec
 	}
 	require.NoError(t, h.Start())
 	t.Cleanup(func() { require.NoError(t, h.Shutdown()) })
-	return &testServer{h: h, db: db, url: "tcp://" + h.Addr()}
+	url := h.Addr() // host:port of the embedded broker, or the external broker's URL
+	if !strings.Contains(url, "://") {
+		url = "tcp://" + url
+	}
+	return &testServer{h: h, db: db, url: url}
 }
 
 // testClient is a paho client that sends requests and collects answers.

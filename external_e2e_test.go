@@ -7,8 +7,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,21 +37,7 @@ func extStartServer(t testing.TB, cfg mqttspec.ExternalBrokerConfig, setup func(
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = waitTimeout
 	}
-	db := openSQLite(t)
-	opts = append([]mqttspec.Option{
-		mqttspec.WithExternalBroker(cfg),
-		mqttspec.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	}, opts...)
-	h, err := mqttspec.NewHandlerWithGORM(db, opts...)
-	require.NoError(t, err)
-	require.NoError(t, h.Registry().RegisterModel("public.users", &User{}))
-	require.NoError(t, h.Registry().RegisterModel("public.notes", &Note{}))
-	if setup != nil {
-		setup(h)
-	}
-	require.NoError(t, h.Start())
-	t.Cleanup(func() { require.NoError(t, h.Shutdown()) })
-	return &testServer{h: h, db: db, url: cfg.BrokerURL}
+	return startServer(t, setup, append([]mqttspec.Option{mqttspec.WithExternalBroker(cfg)}, opts...)...)
 }
 
 // extCredentials is a connectClient option that sets username and password.
