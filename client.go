@@ -3,6 +3,7 @@ package mqttspec
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,8 @@ type Client struct {
 	handler  *Handler
 	// persistent is true when the client connected with clean session false.
 	persistent bool
+	// lastSeen is when the client last sent a request (Unix nanoseconds).
+	lastSeen atomic.Int64
 
 	mu            sync.RWMutex
 	metadata      map[string]any
@@ -176,6 +179,21 @@ func (cm *ClientManager) Count() int {
 	cm.mu.RLock()
 	defer cm.mu.RUnlock()
 	return len(cm.clients)
+}
+
+// forgetIdle forgets the clients without subscriptions that have sent
+// nothing since cutoff, and returns how many it forgot.
+func (cm *ClientManager) forgetIdle(cutoff time.Time) int {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	n := 0
+	for id, c := range cm.clients {
+		if c.SubscriptionCount() == 0 && c.lastSeen.Load() < cutoff.UnixNano() {
+			delete(cm.clients, id)
+			n++
+		}
+	}
+	return n
 }
 
 // Shutdown forgets every client.

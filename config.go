@@ -32,6 +32,7 @@ const (
 	DefaultMaxPageSize      = 1000
 	DefaultMaxSubsPerClient = 100
 	DefaultMaxPending       = 256
+	DefaultExternalIdle     = 10 * time.Minute
 )
 
 // Config holds every setting of a Handler. Build one with DefaultConfig and
@@ -142,6 +143,11 @@ type LimitConfig struct {
 	// embedded broker stops reading from that client and the external
 	// broker answers "overloaded" (default 256).
 	MaxPendingPerClient int
+	// ExternalClientIdle is how long the handler remembers a client of an
+	// external broker that holds no subscription after its last request
+	// (default 10 minutes). External brokers do not report disconnects;
+	// a forgotten client runs BeforeConnect again at its next request.
+	ExternalClientIdle time.Duration
 }
 
 // DefaultConfig returns a new Config with every default filled in. Each call
@@ -205,5 +211,8 @@ func (c *Config) fillDefaults() {
 	}
 	if c.Limits.MaxPendingPerClient <= 0 {
 		c.Limits.MaxPendingPerClient = DefaultMaxPending
+	}
+	if c.Limits.ExternalClientIdle <= 0 {
+		c.Limits.ExternalClientIdle = DefaultExternalIdle
 	}
 }

@@ -533,3 +533,34 @@ func TestMosquittoExampleIsDocumented(t *testing.T) {
 			"README must show %s/%s verbatim", extExampleDir, name)
 	}
 }
+
+// TestExternalBrokerForgetsIdleClients: an external broker reports no
+// disconnects, so clients without subscriptions are forgotten after
+// LimitConfig.ExternalClientIdle; subscribers are kept.
+func TestExternalBrokerForgetsIdleClients(t *testing.T) {
+	var passerConnects atomic.Int32
+	srv := extStartServer(t, mqttspec.ExternalBrokerConfig{BrokerURL: testbroker.Mosquitto(t)}, func(h *mqttspec.Handler) {
+		h.Hooks().Register(mqttspec.BeforeConnect, func(ctx *mqttspec.HookContext) error {
+			if ctx.Client.ID == "ext-passer" {
+				passerConnects.Add(1)
+			}
+			return nil
+		})
+	}, mqttspec.WithLimits(mqttspec.LimitConfig{ExternalClientIdle: 50 * time.Millisecond}))
+	passer := connectClient(t, srv.url, "ext-passer")
+	stayer := connectClient(t, srv.url, "ext-stayer")
+	subscribe(t, stayer)
+	requireOK(t, passer.request(req("read", "users", nil)))
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		if _, known := srv.h.Clients().GetClient("ext-passer"); !known {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "idle client not forgotten")
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
+	_, kept := srv.h.Clients().GetClient("ext-stayer")
+	require.True(t, kept, "a client with a subscription must be kept")
+	requireOK(t, passer.request(req("read", "users", nil)))
+	require.Equal(t, int32(2), passerConnects.Load(), "a forgotten client is registered again (BeforeConnect) by its next request")
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/uptrace/bun"
 	"gorm.io/gorm"
@@ -199,6 +200,9 @@ func (h *Handler) Start() error {
 	}
 	h.broker = b
 	h.state = stateRunning
+	if h.config.BrokerMode == BrokerModeExternal {
+		go h.forgetIdleClients(h.config.Limits.ExternalClientIdle)
+	}
 	h.logger.Info("mqttspec started", "mode", h.config.BrokerMode, "requests", h.requestFilter())
 	return nil
 }
@@ -239,6 +243,23 @@ func (h *Handler) Shutdown() error {
 	}
 	h.logger.Info("mqttspec stopped")
 	return nil
+}
+
+// forgetIdleClients periodically drops external-broker clients that hold no
+// subscription and have been silent for idle, until the handler stops.
+func (h *Handler) forgetIdleClients(idle time.Duration) {
+	t := time.NewTicker(max(idle/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case now := <-t.C:
+			if n := h.clients.forgetIdle(now.Add(-idle)); n > 0 {
+				h.logger.Debug("forgot idle external clients", "count", n)
+			}
+		}
+	}
 }
 
 // ---- topics ----
@@ -411,6 +432,7 @@ func (h *Handler) handleMessage(clientID string, payload []byte) {
 // the BeforeConnect hooks accept it.
 func (h *Handler) clientFor(clientID string) (*Client, error) {
 	if c, ok := h.clients.GetClient(clientID); ok {
+		c.lastSeen.Store(time.Now().UnixNano())
 		return c, nil
 	}
 	if h.config.BrokerMode == BrokerModeEmbedded {
@@ -422,6 +444,7 @@ func (h *Handler) clientFor(clientID string) (*Client, error) {
 	if err != nil {
 		return nil, NewError(CodeForbidden, "client refused")
 	}
+	c.lastSeen.Store(time.Now().UnixNano())
 	h.connected(c)
 	return c, nil
 }

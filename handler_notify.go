@@ -16,15 +16,20 @@ import (
 // record before an update (nil otherwise), each a value of, or pointer to,
 // the model type registered as schema.entity. Call it after your
 // transaction has committed. To order your commit exactly among concurrent
-// writes made over MQTT, commit inside WithCommitLock and call NotifyChange
-// from the same function.
+// writes made over MQTT, commit inside WithCommitLock and call
+// NotifyChangeLocked there.
 func (h *Handler) NotifyChange(schema, entity string, op OperationType, record, previous any) error {
 	return h.notifyChange(schema, entity, op, record, previous, true)
 }
 
 // WithCommitLock runs fn while holding the lock under which the handler
-// commits writes of schema.entity and publishes their notifications. Inside
-// fn, call NotifyChangeLocked (not NotifyChange, which takes the lock).
+// commits writes of schema.entity and publishes their notifications.
+//
+// Do the writes of your transaction first and put only its Commit and
+// NotifyChangeLocked inside fn, as the handler does itself: a transaction
+// begun inside fn could wait for a database lock held by a handler write that
+// is itself waiting for this lock (on SQLite every writer holds the single
+// write lock from BEGIN).
 func (h *Handler) WithCommitLock(schema, entity string, fn func() error) error {
 	m, err := h.resolveModel(schema, entity)
 	if err != nil {

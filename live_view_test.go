@@ -259,3 +259,26 @@ func TestNotifyChangeFromServiceCode(t *testing.T) {
 	require.Error(t, srv.h.NotifyChange("public", "users", mqttspec.OperationCreate, &Note{}, nil))
 	require.Error(t, srv.h.NotifyChange("public", "nothing", mqttspec.OperationCreate, &u, nil))
 }
+
+// TestCommitLockPattern follows the README: write in a transaction, then
+// commit and notify inside the handler's commit lock.
+func TestCommitLockPattern(t *testing.T) {
+	srv := startServer(t, nil)
+	sub := connectClient(t, srv.url, "watcher")
+	subscribe(t, sub)
+
+	user := User{Name: "locked", Status: "active"}
+	tx := srv.db.Begin()
+	require.NoError(t, tx.Create(&user).Error)
+	err := srv.h.WithCommitLock("public", "users", func() error {
+		if err := tx.Commit().Error; err != nil {
+			return err
+		}
+		return srv.h.NotifyChangeLocked("public", "users", mqttspec.OperationCreate, &user, nil)
+	})
+	require.NoError(t, err)
+	n := sub.nextNote()
+	require.Equal(t, "locked", n["data"].(map[string]any)["name"])
+	require.EqualValues(t, 1, n["seq"])
+	require.Error(t, srv.h.WithCommitLock("public", "missing", func() error { return nil }))
+}
