@@ -103,7 +103,16 @@ func (h *Handler) handleUnsubscribe(client *Client, msg *Message) *ResponseMessa
 	if err := h.hooks.Execute(BeforeUnsubscribe, hctx); err != nil {
 		return h.errorResponse(msg.ID, hookError(err))
 	}
-	h.subs.Unsubscribe(subID)
+	// Removed under the commit lock: no notification of this subscription
+	// can be published after the answer below.
+	if sub.model != nil {
+		mu := h.commitLock(sub.model)
+		mu.Lock()
+		h.subs.Unsubscribe(subID)
+		mu.Unlock()
+	} else {
+		h.subs.Unsubscribe(subID)
+	}
 	client.RemoveSubscription(subID)
 	if err := h.hooks.Execute(AfterUnsubscribe, hctx); err != nil {
 		h.logger.Warn("AfterUnsubscribe hook failed", "subscription", subID, "error", err)
