@@ -68,7 +68,8 @@ type BrokerConfig struct {
 	WSPort int
 	// MaxConnections refuses new connections beyond this many (0 = no limit).
 	MaxConnections int
-	// KeepAlive is the longest keep-alive the broker grants (0 = client's choice).
+	// KeepAlive is the keep-alive the broker assigns to MQTT 5 clients
+	// (0 = the client's choice; MQTT 3.1.1 clients always keep their own).
 	KeepAlive time.Duration
 	// EnableAuth checks username and password with AuthConfig.ValidateCredentials.
 	EnableAuth bool

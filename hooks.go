@@ -63,7 +63,8 @@ type HookContext struct {
 	// Options are the request's options; Before* hooks may change them
 	// (e.g. append a tenant filter). Changes are validated like client input.
 	Options *RequestOptions
-	// ID is the record id of a single-record operation.
+	// ID is the record id of a single-record operation (read only: the
+	// target is chosen before hooks run; narrow it with Options filters).
 	ID string
 	// Data is the request data: map[string]any for create and update;
 	// Before* hooks may change the map (e.g. set a tenant column).
