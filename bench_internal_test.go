@@ -56,3 +56,45 @@ func BenchmarkWriteWithSubscriptions(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProcessReadByID measures the handler's request path for a read
+// by id (parse excluded, no MQTT): hooks, query building, GORM on SQLite,
+// response building. Compare with BenchmarkReadByID to see the transport's share.
+func BenchmarkProcessReadByID(b *testing.B) {
+	dsn := "file:" + filepath.Join(b.TempDir(), "r.db") + "?_pragma=journal_mode(WAL)&_txlock=immediate"
+	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.AutoMigrate(&device{}); err != nil {
+		b.Fatal(err)
+	}
+	for i := 1; i <= 100; i++ {
+		if err := db.Create(&device{ID: int64(i), Room: fmt.Sprint("r", i)}).Error; err != nil {
+			b.Fatal(err)
+		}
+	}
+	h, err := NewHandlerWithGORM(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Registry().RegisterModel("iot.devices", &device{}); err != nil {
+		b.Fatal(err)
+	}
+	client := NewClient("bench", "", h)
+	payload := []byte(`{"id":"b","type":"request","operation":"read","schema":"iot","entity":"devices","record_id":"42"}`)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		msg, err := ParseMessage(payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp := h.process(client, msg)
+		if resp == nil || !resp.Success {
+			b.Fatalf("read failed: %+v", resp)
+		}
+		if _, err := resp.ToJSON(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
