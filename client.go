@@ -143,22 +143,6 @@ func (cm *ClientManager) add(c *Client) {
 	cm.clients[c.ID] = c
 }
 
-// getOrRegister returns the client with id clientID, registering it first
-// if it is unknown (the external broker learns clients from their requests).
-func (cm *ClientManager) getOrRegister(clientID string, handler *Handler) *Client {
-	if c, ok := cm.GetClient(clientID); ok {
-		return c
-	}
-	cm.mu.Lock()
-	defer cm.mu.Unlock()
-	if c, ok := cm.clients[clientID]; ok {
-		return c
-	}
-	c := NewClient(clientID, "", handler)
-	cm.clients[clientID] = c
-	return c
-}
-
 // GetClient returns the client with id clientID.
 func (cm *ClientManager) GetClient(clientID string) (*Client, bool) {
 	cm.mu.RLock()
