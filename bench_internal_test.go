@@ -12,6 +12,37 @@ import (
 	"github.com/mqttspec/mqttspec/adapters"
 )
 
+// benchHandler returns a handler (not started) on a fresh SQLite file with
+// iot.devices registered and rows 1..rows stored (row 1 in room "kitchen").
+func benchHandler(b *testing.B, rows int) *Handler {
+	b.Helper()
+	dsn := "file:" + filepath.Join(b.TempDir(), "b.db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.AutoMigrate(&device{}); err != nil {
+		b.Fatal(err)
+	}
+	for i := 1; i <= rows; i++ {
+		room := fmt.Sprint("r", i)
+		if i == 1 {
+			room = "kitchen"
+		}
+		if err := db.Create(&device{ID: int64(i), Room: room}).Error; err != nil {
+			b.Fatal(err)
+		}
+	}
+	h, err := NewHandlerWithGORM(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Registry().RegisterModel("iot.devices", &device{}); err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
 // BenchmarkWriteWithSubscriptions measures an update through the handler's
 // request path (no MQTT) with 0 and with 10,000 equality subscriptions on
 // other values of the filtered column plus one that matches. The index makes
@@ -19,24 +50,7 @@ import (
 func BenchmarkWriteWithSubscriptions(b *testing.B) {
 	for _, n := range []int{0, 10000} {
 		b.Run(fmt.Sprintf("subscriptions=%d", n), func(b *testing.B) {
-			dsn := "file:" + filepath.Join(b.TempDir(), "b.db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-			db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := db.AutoMigrate(&device{}); err != nil {
-				b.Fatal(err)
-			}
-			if err := db.Create(&device{ID: 1, Room: "kitchen"}).Error; err != nil {
-				b.Fatal(err)
-			}
-			h, err := NewHandlerWithGORM(db)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := h.Registry().RegisterModel("iot.devices", &device{}); err != nil {
-				b.Fatal(err)
-			}
+			h := benchHandler(b, 1)
 			m, _ := h.resolveModel("iot", "devices")
 			for i := 0; i < n; i++ {
 				h.subs.add(newTestSub(b, m, fmt.Sprint("s", i), adapters.FilterOption{Column: "room", Operator: "eq", Value: fmt.Sprint("room-", i)}))
@@ -61,26 +75,7 @@ func BenchmarkWriteWithSubscriptions(b *testing.B) {
 // by id (parse excluded, no MQTT): hooks, query building, GORM on SQLite,
 // response building. Compare with BenchmarkReadByID to see the transport's share.
 func BenchmarkProcessReadByID(b *testing.B) {
-	dsn := "file:" + filepath.Join(b.TempDir(), "r.db") + "?_pragma=journal_mode(WAL)&_txlock=immediate"
-	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := db.AutoMigrate(&device{}); err != nil {
-		b.Fatal(err)
-	}
-	for i := 1; i <= 100; i++ {
-		if err := db.Create(&device{ID: int64(i), Room: fmt.Sprint("r", i)}).Error; err != nil {
-			b.Fatal(err)
-		}
-	}
-	h, err := NewHandlerWithGORM(db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := h.Registry().RegisterModel("iot.devices", &device{}); err != nil {
-		b.Fatal(err)
-	}
+	h := benchHandler(b, 100)
 	client := NewClient("bench", "", h)
 	payload := []byte(`{"id":"b","type":"request","operation":"read","schema":"iot","entity":"devices","record_id":"42"}`)
 	b.ResetTimer()

@@ -1,18 +1,3 @@
-// Package adaptertest is a conformance suite for implementations of
-// adapters.Database. Run it with a function that opens a fresh, empty
-// database in which the tables of Models exist:
-//
-//	func TestMyAdapter(t *testing.T) {
-//		adaptertest.Run(t, func(t *testing.T, models ...any) adapters.Database {
-//			return openMyDatabase(t, models...)
-//		})
-//	}
-//
-// Every subtest opens its own database, and the subtests run in parallel,
-// so open must be safe for concurrent use. The expectations are the
-// documented semantics of the query model (see adapters.WhereSQL): string
-// comparison and sorting in byte order (C collation on PostgreSQL), like
-// case sensitive and ilike not, NULL sorted as the smallest value.
 package adaptertest
 
 import (
