@@ -49,7 +49,7 @@ func (h *Handler) handleCreate(hctx *HookContext, m *adapters.Model) (*ResponseM
 		if err := tx.Insert(hctx.Context, m, row, cols); err != nil {
 			return nil, fmt.Errorf("create %s: %w", m.Name, err)
 		}
-		stored, err := findByKey(hctx.Context, tx, m, m.PrimaryKey.Value(row), false)
+		stored, err := findByKey(hctx.Context, tx, m, m.PrimaryKey.Value(row))
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +96,7 @@ func (h *Handler) handleUpdate(hctx *HookContext, m *adapters.Model) (*ResponseM
 				return nil, fmt.Errorf("update %s %s: %w", m.Name, id, err)
 			}
 		}
-		stored, err := findByKey(hctx.Context, tx, m, m.PrimaryKey.Value(prev), false)
+		stored, err := findByKey(hctx.Context, tx, m, m.PrimaryKey.Value(prev))
 		if err != nil {
 			return nil, err
 		}
@@ -236,9 +236,9 @@ func findOne(ctx context.Context, ex adapters.Executor, q *adapters.Query, lock 
 }
 
 // findByKey returns the record of m whose primary key is key, or nil.
-func findByKey(ctx context.Context, ex adapters.Executor, m *adapters.Model, key any, lock bool) (any, error) {
+func findByKey(ctx context.Context, ex adapters.Executor, m *adapters.Model, key any) (any, error) {
 	q := &adapters.Query{Model: m, Limit: 1, Where: []adapters.Group{{{Column: m.PrimaryKey, Op: adapters.OpEq, Value: deref(key)}}}}
-	return findOne(ctx, ex, q, lock)
+	return findOne(ctx, ex, q, false)
 }
 
 // keepPrimaryKey refuses an update that would change the primary key; a
