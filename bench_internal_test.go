@@ -1,6 +1,7 @@
 package mqttspec
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -9,7 +10,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
-	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // benchHandler returns a handler (not started) on a fresh SQLite file with
@@ -51,19 +52,23 @@ func BenchmarkWriteWithSubscriptions(b *testing.B) {
 	for _, n := range []int{0, 10000} {
 		b.Run(fmt.Sprintf("subscriptions=%d", n), func(b *testing.B) {
 			h := benchHandler(b, 1)
-			m, _ := h.resolveModel("iot", "devices")
+			m, err := h.catalog.resolve("iot", "devices")
+			if err != nil {
+				b.Fatal(err)
+			}
 			for i := 0; i < n; i++ {
-				h.subs.add(newTestSub(b, m, fmt.Sprint("s", i), adapters.FilterOption{Column: "room", Operator: "eq", Value: fmt.Sprint("room-", i)}))
+				h.subs.add(newTestSub(b, m, fmt.Sprint("s", i), query.FilterOption{Column: "room", Operator: "eq", Value: fmt.Sprint("room-", i)}))
 			}
 			if n > 0 {
-				h.subs.add(newTestSub(b, m, "match", adapters.FilterOption{Column: "room", Operator: "eq", Value: "kitchen"}))
+				h.subs.add(newTestSub(b, m, "match", query.FilterOption{Column: "room", Operator: "eq", Value: "kitchen"}))
 			}
 			client := NewClient("bench", "", h)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				msg := &Message{ID: "u", Type: MessageTypeRequest, Operation: OperationUpdate, Schema: "iot", Entity: "devices",
-					RecordID: "1", Data: map[string]any{"temp": i}}
-				if resp := h.process(client, msg); resp == nil || !resp.Success {
+				payload := fmt.Appendf(nil, `{"id":"u","type":"request","operation":"update","schema":"iot","entity":"devices","record_id":"1","data":{"temp":%d}}`, i)
+				resp, res := h.handle(context.Background(), client, payload)
+				res.finish()
+				if !resp.Success {
 					b.Fatalf("update failed: %+v", resp)
 				}
 			}
@@ -72,20 +77,17 @@ func BenchmarkWriteWithSubscriptions(b *testing.B) {
 }
 
 // BenchmarkProcessReadByID measures the handler's request path for a read
-// by id (parse excluded, no MQTT): hooks, query building, GORM on SQLite,
-// response building. Compare with BenchmarkReadByID to see the transport's share.
+// by id (no MQTT): parsing, hooks, query building, GORM on SQLite, response
+// building. Compare with BenchmarkReadByID to see the transport's share.
 func BenchmarkProcessReadByID(b *testing.B) {
 	h := benchHandler(b, 100)
 	client := NewClient("bench", "", h)
 	payload := []byte(`{"id":"b","type":"request","operation":"read","schema":"iot","entity":"devices","record_id":"42"}`)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		msg, err := ParseMessage(payload)
-		if err != nil {
-			b.Fatal(err)
-		}
-		resp := h.process(client, msg)
-		if resp == nil || !resp.Success {
+		resp, res := h.handle(context.Background(), client, payload)
+		res.finish()
+		if !resp.Success {
 			b.Fatalf("read failed: %+v", resp)
 		}
 		if _, err := resp.ToJSON(); err != nil {

@@ -59,3 +59,17 @@ type brokerEvents interface {
 	// publishDropped reports a message the broker dropped for clientID.
 	publishDropped(clientID, topic string)
 }
+
+// newBroker returns the broker edge the configuration asks for, connected
+// to h.
+func (h *Handler) newBroker() BrokerInterface {
+	var b BrokerInterface
+	switch h.config.BrokerMode {
+	case BrokerModeExternal:
+		b = NewExternalBrokerClient(h.config.ExternalBroker, h.clients)
+	default:
+		b = NewEmbeddedBroker(h.config.Broker, h.clients)
+	}
+	b.SetHandler(h)
+	return b
+}

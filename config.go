@@ -28,6 +28,7 @@ const (
 	DefaultReconnectDelay   = 5 * time.Second
 	DefaultPublishTimeout   = 5 * time.Second
 	DefaultDisconnectTime   = 10 * time.Second
+	DefaultRequestTimeout   = 10 * time.Second
 	DefaultPageSize         = 100
 	DefaultMaxPageSize      = 1000
 	DefaultMaxSubsPerClient = 100
@@ -127,6 +128,10 @@ type TimeoutConfig struct {
 	Publish time.Duration
 	// Disconnect bounds Shutdown (default 10s).
 	Disconnect time.Duration
+	// Request bounds one request from the start of its handling to its
+	// answer, hooks and database work included (default 10s). A request
+	// that runs out of time is cancelled and answered "timeout".
+	Request time.Duration
 }
 
 // LimitConfig bounds the work one request or client can cause.
@@ -194,6 +199,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.Timeouts.Disconnect == 0 {
 		c.Timeouts.Disconnect = DefaultDisconnectTime
+	}
+	if c.Timeouts.Request <= 0 {
+		c.Timeouts.Request = DefaultRequestTimeout
 	}
 	if c.Limits.DefaultPageSize <= 0 {
 		c.Limits.DefaultPageSize = DefaultPageSize

@@ -10,24 +10,27 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // noDB implements adapters.Database for tests that never reach a database.
 type noDB struct{}
 
-func (noDB) Find(context.Context, *adapters.Query) ([]any, error)  { return nil, nil }
-func (noDB) Count(context.Context, *adapters.Query) (int64, error) { return 0, nil }
-func (noDB) Insert(context.Context, *adapters.Model, any, []*adapters.Column) error {
+func (noDB) Find(context.Context, *query.Query) ([]any, error)  { return nil, nil }
+func (noDB) Count(context.Context, *query.Query) (int64, error) { return 0, nil }
+func (noDB) Insert(context.Context, *query.Model, any, []*query.Column) error {
 	return nil
 }
-func (noDB) Update(context.Context, *adapters.Model, []adapters.Group, map[*adapters.Column]any) (int64, error) {
+func (noDB) Update(context.Context, *query.Model, []query.Group, map[*query.Column]any) (int64, error) {
 	return 0, nil
 }
-func (noDB) Delete(context.Context, *adapters.Model, []adapters.Group) (int64, error) {
+func (noDB) Delete(context.Context, *query.Model, []query.Group) (int64, error) {
 	return 0, nil
 }
 func (noDB) Begin(context.Context) (adapters.Tx, error) { return nil, nil }
-func (noDB) Dialect() string                            { return "none" }
+func (noDB) Describe(name string, model any) (*query.Model, error) {
+	return query.ParseModel(name, model)
+}
 
 func TestDispatcherKeepsPerKeyOrder(t *testing.T) {
 	d := newDispatcher(4, 1000)

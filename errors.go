@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // Error codes sent in ErrorInfo.Code. They are part of the protocol.
@@ -28,6 +29,7 @@ const (
 	CodeHookRejected      = "hook_rejected"
 	CodeSubscriptionLimit = "subscription_limit"
 	CodeOverloaded        = "overloaded"
+	CodeTimeout           = "timeout"
 	CodeDatabaseError     = "database_error"
 	CodeInternalError     = "internal_error"
 )
@@ -89,11 +91,11 @@ var validationCodes = []struct {
 	err  error
 	code string
 }{
-	{adapters.ErrUnknownColumn, CodeUnknownColumn},
-	{adapters.ErrUnknownOperator, CodeUnknownOperator},
-	{adapters.ErrUnknownRelation, CodeUnknownRelation},
-	{adapters.ErrInvalidValue, CodeInvalidValue},
-	{adapters.ErrInvalidOptions, CodeInvalidOptions},
+	{query.ErrUnknownColumn, CodeUnknownColumn},
+	{query.ErrUnknownOperator, CodeUnknownOperator},
+	{query.ErrUnknownRelation, CodeUnknownRelation},
+	{query.ErrInvalidValue, CodeInvalidValue},
+	{query.ErrInvalidOptions, CodeInvalidOptions},
 }
 
 // errorResponse answers request id with err. Errors that may carry
@@ -112,7 +114,10 @@ func (h *Handler) errorResponse(id string, err error) *ResponseMessage {
 	case errors.Is(err, adapters.ErrConstraint):
 		h.logger.Info("constraint violation", "request", id, "error", err)
 		return NewErrorResponse(id, CodeConflict, "the change violates a database constraint")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded):
+		h.logger.Warn("request timed out", "request", id, "error", err)
+		return NewErrorResponse(id, CodeTimeout, "the request took longer than the server allows")
+	case errors.Is(err, context.Canceled):
 		return NewErrorResponse(id, CodeInternalError, "request cancelled: the server is shutting down")
 	}
 	h.logger.Error("database error", "request", id, "error", err)

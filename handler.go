@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/uptrace/bun"
 	"gorm.io/gorm"
@@ -22,18 +19,17 @@ import (
 // Create one with a constructor, register models and hooks, then Start it.
 // All methods are safe for concurrent use.
 type Handler struct {
-	db       adapters.Database
-	registry adapters.ModelRegistry
-	config   *Config
-	hooks    *HookRegistry
-	logger   *slog.Logger
+	db      adapters.Database
+	catalog *catalog
+	config  *Config
+	hooks   *HookRegistry
+	logger  *slog.Logger
 
 	clients  *ClientManager
 	subs     *SubscriptionManager
-	models   sync.Map // registry name -> *adapters.Model, for custom registries
 	commitMu sync.Map // model name -> *sync.Mutex ordering commits and notifications
 
-	ctx    context.Context
+	ctx    context.Context // cancelled by Shutdown: ends every request's context
 	cancel context.CancelFunc
 
 	mu       sync.Mutex // guards state changes (Start, Shutdown)
@@ -98,13 +94,13 @@ func newHandler(db adapters.Database, registry adapters.ModelRegistry, cfg *Conf
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handler{
-		db:       db,
-		registry: registry,
-		config:   cfg,
-		hooks:    NewHookRegistry(),
-		logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		ctx:      ctx,
-		cancel:   cancel,
+		db:      db,
+		catalog: newCatalog(db, registry),
+		config:  cfg,
+		hooks:   NewHookRegistry(),
+		logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ctx:     ctx,
+		cancel:  cancel,
 	}
 	for _, opt := range opts {
 		if err := opt(h); err != nil {
@@ -125,8 +121,10 @@ func newHandler(db adapters.Database, registry adapters.ModelRegistry, cfg *Conf
 // Hooks returns the hook registry. Register hooks before Start.
 func (h *Handler) Hooks() *HookRegistry { return h.hooks }
 
-// Registry returns the model registry. Register models before Start.
-func (h *Handler) Registry() adapters.ModelRegistry { return h.registry }
+// Registry returns the model registry. RegisterModel describes the model
+// through the database adapter at once and refuses one it cannot serve.
+// Register models before Start.
+func (h *Handler) Registry() adapters.ModelRegistry { return h.catalog }
 
 // GetDatabase returns the database adapter.
 func (h *Handler) GetDatabase() adapters.Database { return h.db }
@@ -156,11 +154,8 @@ func (h *Handler) Subscriptions() *SubscriptionManager { return h.subs }
 func (h *Handler) Addr() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if a, ok := h.broker.(interface{ Addr() string }); ok {
+	if a, ok := h.broker.(interface{ Addr() string }); ok && h.state == stateRunning {
 		return a.Addr()
-	}
-	if h.config.BrokerMode == BrokerModeExternal && h.state == stateRunning {
-		return h.config.ExternalBroker.BrokerURL
 	}
 	return ""
 }
@@ -168,7 +163,7 @@ func (h *Handler) Addr() string {
 // Start starts the embedded broker (or connects to the external one) and
 // subscribes to {prefix}/+/request. It returns once clients can connect and
 // requests are served, or with the reason they cannot (e.g. the port is in
-// use). A handler starts once.
+// use, or a registered model cannot be served). A handler starts once.
 func (h *Handler) Start() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -178,14 +173,10 @@ func (h *Handler) Start() error {
 	case stateStopped:
 		return ErrShutdown
 	}
-	var b BrokerInterface
-	switch h.config.BrokerMode {
-	case BrokerModeExternal:
-		b = NewExternalBrokerClient(h.config.ExternalBroker, h.clients)
-	default:
-		b = NewEmbeddedBroker(h.config.Broker, h.clients)
+	if err := h.catalog.describeAll(); err != nil {
+		return err
 	}
-	b.SetHandler(h)
+	b := h.newBroker()
 	ctx, cancel := context.WithTimeout(h.ctx, h.config.Timeouts.Connect)
 	defer cancel()
 	if err := b.Start(ctx); err != nil {
@@ -200,9 +191,7 @@ func (h *Handler) Start() error {
 	}
 	h.broker = b
 	h.state = stateRunning
-	if h.config.BrokerMode == BrokerModeExternal {
-		go h.forgetIdleClients(h.config.Limits.ExternalClientIdle)
-	}
+	h.startSessionKeeping()
 	h.logger.Info("mqttspec started", "mode", h.config.BrokerMode, "requests", h.requestFilter())
 	return nil
 }
@@ -243,323 +232,4 @@ func (h *Handler) Shutdown() error {
 	}
 	h.logger.Info("mqttspec stopped")
 	return nil
-}
-
-// forgetIdleClients periodically drops external-broker clients that hold no
-// subscription and have been silent for idle, until the handler stops.
-func (h *Handler) forgetIdleClients(idle time.Duration) {
-	t := time.NewTicker(max(idle/4, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case now := <-t.C:
-			if n := h.clients.forgetIdle(now.Add(-idle)); n > 0 {
-				h.logger.Debug("forgot idle external clients", "count", n)
-			}
-		}
-	}
-}
-
-// ---- topics ----
-
-func (h *Handler) requestFilter() string { return h.config.Topics.Prefix + "/+/request" }
-
-func (h *Handler) responseTopic(clientID string) string {
-	return h.config.Topics.Prefix + "/" + clientID + "/response"
-}
-
-func (h *Handler) notifyTopic(clientID, subID string) string {
-	return h.config.Topics.Prefix + "/" + clientID + "/notify/" + subID
-}
-
-// clientIDFromRequestTopic extracts {client_id} from {prefix}/{client_id}/request.
-func (h *Handler) clientIDFromRequestTopic(topic string) (string, bool) {
-	rest, ok := strings.CutPrefix(topic, h.config.Topics.Prefix+"/")
-	if !ok {
-		return "", false
-	}
-	id, ok := strings.CutSuffix(rest, "/request")
-	if !ok || !validClientID(id) {
-		return "", false
-	}
-	return id, true
-}
-
-// validClientID reports whether id can be one topic level of its own.
-func validClientID(id string) bool {
-	return id != "" && !strings.ContainsAny(id, "/+#\x00")
-}
-
-// ---- broker events ----
-
-// authenticate implements brokerEvents: it checks the client id, the
-// credentials (EnableAuth) and the BeforeConnect hooks.
-func (h *Handler) authenticate(info ConnectInfo) (*Client, error) {
-	if !validClientID(info.ClientID) {
-		return nil, fmt.Errorf("mqttspec: client id %q must be non-empty and contain no '/', '+' or '#'", info.ClientID)
-	}
-	if h.config.Broker.EnableAuth && h.config.BrokerMode == BrokerModeEmbedded {
-		if fn := h.config.Auth.ValidateCredentials; fn == nil || !fn(info.Username, string(info.Password)) {
-			return nil, fmt.Errorf("mqttspec: bad credentials for client %q", info.ClientID)
-		}
-	}
-	c := NewClient(info.ClientID, info.Username, h)
-	c.password = append([]byte(nil), info.Password...)
-	c.persistent = !info.CleanSession
-	hctx := h.connHookContext(c)
-	if err := h.hooks.Execute(BeforeConnect, hctx); err != nil {
-		h.logger.Info("connection refused by BeforeConnect", "client", info.ClientID, "reason", err)
-		return nil, fmt.Errorf("mqttspec: connection refused: %w", err)
-	}
-	if old, ok := h.clients.GetClient(info.ClientID); ok {
-		// The broker resumes a session only when both connections asked to
-		// keep it; otherwise the old subscriptions end with it.
-		if info.CleanSession || !old.persistent {
-			h.dropSubscriptions(old)
-		} else {
-			for _, id := range old.subscriptionIDs() {
-				if s, ok := old.GetSubscription(id); ok {
-					c.AddSubscription(s)
-				}
-			}
-		}
-	}
-	h.clients.add(c)
-	return c, nil
-}
-
-// connected implements brokerEvents.
-func (h *Handler) connected(c *Client) {
-	if err := h.hooks.Execute(AfterConnect, h.connHookContext(c)); err != nil {
-		h.logger.Warn("AfterConnect hook failed", "client", c.ID, "error", err)
-	}
-}
-
-// disconnected implements brokerEvents. A client whose session the broker
-// keeps (clean session false) keeps its subscriptions; notifications for
-// it are queued by the broker until it returns or the session expires.
-func (h *Handler) disconnected(c *Client, cause error, sessionKept bool) {
-	hctx := h.connHookContext(c)
-	hctx.Error = cause
-	if err := h.hooks.Execute(BeforeDisconnect, hctx); err != nil {
-		h.logger.Warn("BeforeDisconnect hook failed", "client", c.ID, "error", err)
-	}
-	if cur, ok := h.clients.GetClient(c.ID); ok && cur == c && !sessionKept {
-		h.dropSubscriptions(c)
-		h.clients.Unregister(c.ID)
-	}
-	if err := h.hooks.Execute(AfterDisconnect, hctx); err != nil {
-		h.logger.Warn("AfterDisconnect hook failed", "client", c.ID, "error", err)
-	}
-}
-
-// sessionExpired implements brokerEvents.
-func (h *Handler) sessionExpired(clientID string) {
-	if c, ok := h.clients.GetClient(clientID); ok {
-		h.dropSubscriptions(c)
-		h.clients.Unregister(clientID)
-	}
-}
-
-// publishDropped implements brokerEvents.
-func (h *Handler) publishDropped(clientID, topic string) {
-	h.logger.Warn("broker dropped a message for a slow client", "client", clientID, "topic", topic)
-}
-
-func (h *Handler) connHookContext(c *Client) *HookContext {
-	return &HookContext{Context: h.ctx, Handler: h, Client: c, Metadata: map[string]any{"mqtt_client": c}}
-}
-
-// dropSubscriptions removes every subscription of c.
-func (h *Handler) dropSubscriptions(c *Client) {
-	for _, id := range c.subscriptionIDs() {
-		h.subs.Unsubscribe(id)
-		c.RemoveSubscription(id)
-	}
-}
-
-// ---- request path ----
-
-// onRequest is the broker callback for {prefix}/+/request. It queues the
-// message on its client's queue; the embedded broker waits for room (the
-// client's reads pause), the external one answers "overloaded".
-func (h *Handler) onRequest(topic string, payload []byte) {
-	clientID, ok := h.clientIDFromRequestTopic(topic)
-	if !ok {
-		h.logger.Debug("ignoring message on malformed request topic", "topic", topic)
-		return
-	}
-	payload = append([]byte(nil), payload...)
-	wait := h.config.BrokerMode == BrokerModeEmbedded
-	if !h.dispatch.submit(clientID, func() { h.handleMessage(clientID, payload) }, wait) {
-		// Answered off the broker's delivery goroutine, which must not block.
-		go h.respond(clientID, NewErrorResponse(requestID(payload), CodeOverloaded,
-			"too many requests pending for this client; retry later"))
-	}
-}
-
-// handleMessage runs one request from arrival to response. It never panics.
-func (h *Handler) handleMessage(clientID string, payload []byte) {
-	defer func() {
-		if r := recover(); r != nil {
-			h.logger.Error("panic while handling request", "client", clientID, "panic", r, "stack", string(debug.Stack()))
-			h.respond(clientID, NewErrorResponse(requestID(payload), CodeInternalError, "internal error"))
-		}
-	}()
-	client, err := h.clientFor(clientID)
-	if err != nil {
-		h.respond(clientID, h.errorResponse(requestID(payload), err))
-		return
-	}
-	msg, err := ParseMessage(payload)
-	if err != nil {
-		h.respond(clientID, NewErrorResponse(requestID(payload), CodeInvalidJSON, "message is not a valid JSON object"))
-		return
-	}
-	if err := msg.validate(); err != nil {
-		h.respond(clientID, NewErrorResponse(msg.ID, CodeInvalidMessage, err.Error()))
-		return
-	}
-	if resp := h.process(client, msg); resp != nil {
-		h.respond(clientID, resp)
-	}
-}
-
-// clientFor returns the registered client. With the external broker a
-// client is first seen through its requests: it is registered then, after
-// the BeforeConnect hooks accept it.
-func (h *Handler) clientFor(clientID string) (*Client, error) {
-	if c, ok := h.clients.GetClient(clientID); ok {
-		c.lastSeen.Store(time.Now().UnixNano())
-		return c, nil
-	}
-	if h.config.BrokerMode == BrokerModeEmbedded {
-		// Every embedded connection is registered at CONNECT; a missing client
-		// was dropped by a concurrent disconnect.
-		return nil, NewError(CodeForbidden, "client is not connected")
-	}
-	c, err := h.authenticate(ConnectInfo{ClientID: clientID, CleanSession: true})
-	if err != nil {
-		return nil, NewError(CodeForbidden, "client refused")
-	}
-	c.lastSeen.Store(time.Now().UnixNano())
-	h.connected(c)
-	return c, nil
-}
-
-// process dispatches a valid message to its operation and returns the
-// response to send (nil when the operation has already sent it).
-func (h *Handler) process(client *Client, msg *Message) *ResponseMessage {
-	if msg.Type == MessageTypePing {
-		return &ResponseMessage{ID: msg.ID, Type: MessageTypePong, Success: true, Timestamp: nowUTC()}
-	}
-	op := msg.Operation
-	switch {
-	case msg.Type == MessageTypeSubscription && op == OperationUnsubscribe,
-		msg.Type == MessageTypeRequest && op == OperationUnsubscribe:
-		return h.handleUnsubscribe(client, msg)
-	}
-	model, err := h.resolveModel(msg.Schema, msg.Entity)
-	if err != nil {
-		return h.errorResponse(msg.ID, err)
-	}
-	hctx := h.requestHookContext(client, msg, model)
-	if err := h.hooks.Execute(BeforeHandle, hctx); err != nil {
-		return h.errorResponse(msg.ID, hookError(err))
-	}
-	var resp *ResponseMessage
-	switch op {
-	case OperationRead:
-		resp, err = h.handleRead(hctx, model)
-	case OperationCreate:
-		resp, err = h.handleCreate(hctx, model)
-	case OperationUpdate:
-		resp, err = h.handleUpdate(hctx, model)
-	case OperationDelete:
-		resp, err = h.handleDelete(hctx, model)
-	case OperationMeta:
-		resp, err = h.handleMeta(hctx, model)
-	case OperationSubscribe:
-		resp, err = h.handleSubscribe(hctx, model)
-	default:
-		err = NewError(CodeUnknownOperation, "unknown operation %q", op)
-	}
-	if err != nil {
-		return h.errorResponse(msg.ID, err)
-	}
-	return resp
-}
-
-// resolveModel finds the registered model for schema and entity.
-func (h *Handler) resolveModel(schema, entity string) (*adapters.Model, error) {
-	if r, ok := h.registry.(*adapters.Registry); ok {
-		m, err := r.Lookup(schema, entity)
-		if err != nil {
-			return nil, NewError(CodeUnknownEntity, "unknown entity %q", qualified(schema, entity))
-		}
-		return m, nil
-	}
-	v, err := h.registry.GetModelByEntity(schema, entity)
-	if err != nil || v == nil {
-		return nil, NewError(CodeUnknownEntity, "unknown entity %q", qualified(schema, entity))
-	}
-	name := qualified(schema, entity)
-	if m, ok := h.models.Load(name); ok {
-		return m.(*adapters.Model), nil
-	}
-	m, err := adapters.ParseModel(name, v)
-	if err != nil {
-		h.logger.Error("registered model cannot be served", "model", name, "error", err)
-		return nil, NewError(CodeUnknownEntity, "entity %q cannot be served", name)
-	}
-	h.models.Store(name, m)
-	return m, nil
-}
-
-func qualified(schema, entity string) string {
-	if schema == "" {
-		return entity
-	}
-	return schema + "." + entity
-}
-
-// requestHookContext builds the HookContext shared by every hook of one request.
-func (h *Handler) requestHookContext(client *Client, msg *Message, m *adapters.Model) *HookContext {
-	return &HookContext{
-		Context:   h.ctx,
-		Handler:   h,
-		Client:    client,
-		Message:   msg,
-		Operation: msg.Operation,
-		Schema:    m.Schema,
-		Entity:    m.Entity,
-		TableName: m.Table,
-		Model:     m.New(),
-		ModelPtr:  m.New(),
-		Options:   msg.Options.Clone(),
-		Data:      msg.Data,
-		Metadata:  map[string]any{"mqtt_client": client},
-	}
-}
-
-// respond publishes resp on the client's response topic.
-func (h *Handler) respond(clientID string, resp *ResponseMessage) {
-	payload, err := resp.ToJSON()
-	if err != nil {
-		h.logger.Error("cannot encode response", "client", clientID, "error", err)
-		payload, _ = NewErrorResponse(resp.ID, CodeInternalError, "response could not be encoded").ToJSON()
-	}
-	h.publish(h.responseTopic(clientID), h.config.QoS.Response, payload)
-}
-
-func (h *Handler) publish(topic string, qos byte, payload []byte) {
-	b := h.live.Load()
-	if b == nil {
-		return
-	}
-	if err := (*b).Publish(topic, qos, payload); err != nil {
-		h.logger.Warn("publish failed", "topic", topic, "error", err)
-	}
 }

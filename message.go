@@ -6,20 +6,20 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // Query option types of the request protocol, defined in adapters so the
 // database layer can use them without importing this package.
 type (
 	// RequestOptions is the "options" object of a request.
-	RequestOptions = adapters.RequestOptions
+	RequestOptions = query.RequestOptions
 	// FilterOption is one filter of a request.
-	FilterOption = adapters.FilterOption
+	FilterOption = query.FilterOption
 	// SortOption is one sort key of a request.
-	SortOption = adapters.SortOption
+	SortOption = query.SortOption
 	// PreloadOption names a relation to load with each record.
-	PreloadOption = adapters.PreloadOption
+	PreloadOption = query.PreloadOption
 )
 
 // MessageType is the "type" field of a message.

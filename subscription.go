@@ -1,7 +1,6 @@
 package mqttspec
 
 import (
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -9,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // Subscription is one client's live subscription to changes of an entity.
@@ -28,11 +27,11 @@ type Subscription struct {
 	// Active is true while the subscription is registered.
 	Active bool
 
-	model *adapters.Model
-	where []adapters.Group
+	model *query.Model
+	where []query.Group
 	seq   atomic.Uint64
 	// indexed is the equality condition the subscription is indexed by.
-	indexed *adapters.Condition
+	indexed *query.Condition
 }
 
 // MatchesFilters reports whether record (a pointer to the entity's model
@@ -43,7 +42,7 @@ func (s *Subscription) MatchesFilters(record any) bool {
 	if s.model == nil {
 		return s.Options == nil || len(s.Options.Filters) == 0
 	}
-	return adapters.Match(s.where, record)
+	return query.Match(s.where, record)
 }
 
 // SubscriptionManager holds the live subscriptions, indexed so that a write
@@ -57,8 +56,8 @@ type SubscriptionManager struct {
 }
 
 type entitySubscriptions struct {
-	scan map[string]*Subscription                                 // checked one by one
-	eq   map[*adapters.Column]map[string]map[string]*Subscription // column -> value key -> id -> sub
+	scan map[string]*Subscription                              // checked one by one
+	eq   map[*query.Column]map[string]map[string]*Subscription // column -> value key -> id -> sub
 	n    int
 }
 
@@ -79,7 +78,7 @@ func (sm *SubscriptionManager) Subscribe(id, connID, schema, entity string, opti
 // add registers s, indexing it by its first single-condition equality group.
 func (sm *SubscriptionManager) add(s *Subscription) {
 	for _, g := range s.where {
-		if len(g) == 1 && g[0].Op == adapters.OpEq {
+		if len(g) == 1 && g[0].Op == query.OpEq {
 			c := g[0]
 			s.indexed = &c
 			break
@@ -92,7 +91,7 @@ func (sm *SubscriptionManager) add(s *Subscription) {
 	key := qualified(s.Schema, s.Entity)
 	es := sm.byEntity[key]
 	if es == nil {
-		es = &entitySubscriptions{scan: map[string]*Subscription{}, eq: map[*adapters.Column]map[string]map[string]*Subscription{}}
+		es = &entitySubscriptions{scan: map[string]*Subscription{}, eq: map[*query.Column]map[string]map[string]*Subscription{}}
 		sm.byEntity[key] = es
 	}
 	es.n++
@@ -200,7 +199,7 @@ func (sm *SubscriptionManager) CountForEntity(schema, entity string) int {
 // candidates returns the subscriptions of the model that row or prev could
 // match: the unindexed ones and those whose equality value equals the
 // record's (before or after the change).
-func (sm *SubscriptionManager) candidates(m *adapters.Model, row, prev any) []*Subscription {
+func (sm *SubscriptionManager) candidates(m *query.Model, row, prev any) []*Subscription {
 	sm.mu.RLock()
 	defer sm.mu.RUnlock()
 	es := sm.byEntity[m.Name]
@@ -266,51 +265,4 @@ func valueKey(v any) string {
 		return strconv.FormatUint(rv.Uint(), 10)
 	}
 	return fmt.Sprint(v)
-}
-
-// notify publishes ch to every subscription it concerns. It runs under the
-// model's commit lock, so notifications leave in commit order. Rules:
-// create and delete notify subscriptions the record matches; update
-// notifies subscriptions the record matched before or after, with
-// "matches" telling which (false: the record left the filter).
-func (h *Handler) notify(ch *change) {
-	subs := h.subs.candidates(ch.model, ch.row, ch.prev)
-	if len(subs) == 0 {
-		return
-	}
-	data, err := json.Marshal(ch.row)
-	if err != nil {
-		h.logger.Error("cannot encode notification", "entity", ch.model.Name, "error", err)
-		return
-	}
-	var prev json.RawMessage
-	if ch.prev != nil {
-		if prev, err = json.Marshal(ch.prev); err != nil {
-			h.logger.Error("cannot encode notification", "entity", ch.model.Name, "error", err)
-			return
-		}
-	}
-	for _, s := range subs {
-		matchNew := s.MatchesFilters(ch.row)
-		matchOld := ch.prev != nil && s.MatchesFilters(ch.prev)
-		if !matchNew && !matchOld {
-			continue
-		}
-		n := NewNotificationMessage(s.ID, ch.op, s.Schema, s.Entity, json.RawMessage(data))
-		n.Matches = matchNew
-		if ch.op == OperationUpdate {
-			n.Previous = prev
-		}
-		n.Seq = s.seq.Add(1)
-		h.publishNotification(s, n)
-	}
-}
-
-func (h *Handler) publishNotification(s *Subscription, n *NotificationMessage) {
-	payload, err := n.ToJSON()
-	if err != nil {
-		h.logger.Error("cannot encode notification", "subscription", s.ID, "error", err)
-		return
-	}
-	h.publish(h.notifyTopic(s.ConnectionID, s.ID), h.config.QoS.Notification, payload)
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 type device struct {
@@ -16,21 +16,21 @@ type device struct {
 	Status *string `json:"status"`
 }
 
-func newTestSub(t testing.TB, m *adapters.Model, id string, filters ...adapters.FilterOption) *Subscription {
+func newTestSub(t testing.TB, m *query.Model, id string, filters ...query.FilterOption) *Subscription {
 	t.Helper()
-	where, err := adapters.BuildWhere(m, filters)
+	where, err := query.BuildWhere(m, filters)
 	require.NoError(t, err)
 	return &Subscription{ID: id, ConnectionID: "c", Schema: m.Schema, Entity: m.Entity, model: m, where: where}
 }
 
 func TestSubscriptionIndexFindsOnlyCandidates(t *testing.T) {
-	m, err := adapters.ParseModel("iot.devices", &device{})
+	m, err := query.ParseModel("iot.devices", &device{})
 	require.NoError(t, err)
 	sm := NewSubscriptionManager()
 	for i := 0; i < 100; i++ {
-		sm.add(newTestSub(t, m, fmt.Sprintf("room-%d", i), adapters.FilterOption{Column: "room", Operator: "eq", Value: fmt.Sprintf("r%d", i)}))
+		sm.add(newTestSub(t, m, fmt.Sprintf("room-%d", i), query.FilterOption{Column: "room", Operator: "eq", Value: fmt.Sprintf("r%d", i)}))
 	}
-	sm.add(newTestSub(t, m, "hot", adapters.FilterOption{Column: "temp", Operator: "gt", Value: 30}))
+	sm.add(newTestSub(t, m, "hot", query.FilterOption{Column: "temp", Operator: "gt", Value: 30}))
 	require.Equal(t, 101, sm.CountForEntity("iot", "devices"))
 
 	ids := func(subs []*Subscription) []string {
@@ -52,11 +52,11 @@ func TestSubscriptionIndexFindsOnlyCandidates(t *testing.T) {
 }
 
 func TestSubscriptionMatchesFilters(t *testing.T) {
-	m, err := adapters.ParseModel("iot.devices", &device{})
+	m, err := query.ParseModel("iot.devices", &device{})
 	require.NoError(t, err)
 	on := "on"
-	s := newTestSub(t, m, "s", adapters.FilterOption{Column: "room", Operator: "eq", Value: "kitchen"},
-		adapters.FilterOption{Column: "temp", Operator: "gte", Value: "20"})
+	s := newTestSub(t, m, "s", query.FilterOption{Column: "room", Operator: "eq", Value: "kitchen"},
+		query.FilterOption{Column: "temp", Operator: "gte", Value: "20"})
 	require.True(t, s.MatchesFilters(&device{Room: "kitchen", Temp: 20, Status: &on}))
 	require.False(t, s.MatchesFilters(&device{Room: "kitchen", Temp: 19}))
 	require.False(t, s.MatchesFilters(&device{Room: "hall", Temp: 25}))
@@ -67,13 +67,13 @@ func TestSubscriptionMatchesFilters(t *testing.T) {
 }
 
 func BenchmarkNotifyCandidates(b *testing.B) {
-	m, err := adapters.ParseModel("iot.devices", &device{})
+	m, err := query.ParseModel("iot.devices", &device{})
 	require.NoError(b, err)
 	for _, n := range []int{0, 10000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			sm := NewSubscriptionManager()
 			for i := 0; i < n; i++ {
-				sm.add(newTestSub(b, m, fmt.Sprintf("s%d", i), adapters.FilterOption{Column: "room", Operator: "eq", Value: fmt.Sprintf("r%d", i)}))
+				sm.add(newTestSub(b, m, fmt.Sprintf("s%d", i), query.FilterOption{Column: "room", Operator: "eq", Value: fmt.Sprintf("r%d", i)}))
 			}
 			row := &device{ID: 1, Room: "nowhere", Temp: 20}
 			b.ResetTimer()

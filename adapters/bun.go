@@ -11,6 +11,8 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
+
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // BunAdapter implements Database with Bun.
@@ -57,9 +59,9 @@ func NewBunAdapter(db *bun.DB) *BunAdapter {
 func bunDialect(db *bun.DB) string {
 	switch n := db.Dialect().Name(); n {
 	case dialect.SQLite:
-		return DialectSQLite
+		return query.DialectSQLite
 	case dialect.PG:
-		return DialectPostgres
+		return query.DialectPostgres
 	default:
 		return n.String()
 	}
@@ -68,24 +70,24 @@ func bunDialect(db *bun.DB) string {
 // DB returns the underlying Bun handle.
 func (a *BunAdapter) DB() *bun.DB { return a.bdb }
 
-// Dialect returns DialectSQLite, DialectPostgres or Bun's dialect name.
+// Dialect returns query.DialectSQLite, query.DialectPostgres or Bun's dialect name.
 func (a *BunAdapter) Dialect() string { return a.dialect }
 
 // Begin starts a transaction bound to ctx.
 func (a *BunAdapter) Begin(ctx context.Context) (Tx, error) {
 	tx, err := a.bdb.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, wrapError("bun", "begin", nil, err)
+		return nil, wrapBun("begin", nil, err)
 	}
 	return &BunTx{bunExec: bunExec{db: tx, dialect: a.dialect}, tx: tx}, nil
 }
 
 // Commit commits the transaction.
-func (t *BunTx) Commit() error { return wrapError("bun", "commit", nil, t.tx.Commit()) }
+func (t *BunTx) Commit() error { return wrapBun("commit", nil, t.tx.Commit()) }
 
 // Rollback abandons the transaction; after Commit it does nothing.
 func (t *BunTx) Rollback() error {
-	return wrapError("bun", "rollback", nil, ignoreTxDone(t.tx.Rollback()))
+	return wrapBun("rollback", nil, ignoreTxDone(t.tx.Rollback()))
 }
 
 // Native returns the bun.Tx.
@@ -99,7 +101,7 @@ type bunTable struct {
 }
 
 // table returns Bun's table of m.
-func (e bunExec) table(m *Model) bunTable {
+func (e bunExec) table(m *query.Model) bunTable {
 	t := e.db.Dialect().Tables().Get(m.Type)
 	return bunTable{
 		Table: t,
@@ -114,10 +116,10 @@ func (e bunExec) table(m *Model) bunTable {
 func (t bunTable) ident(name string) any { return bun.Ident(t.Alias + "." + name) }
 
 // field returns Bun's field of column c.
-func (t bunTable) field(c *Column) (*schema.Field, error) {
+func (t bunTable) field(c *query.Column) (*schema.Field, error) {
 	f, ok := t.FieldMap[c.Name]
 	if !ok {
-		return nil, fmt.Errorf("%w: bun knows no column %q in %s", ErrInvalidModel, c.Name, t.Name)
+		return nil, fmt.Errorf("%w: bun knows no column %q in %s", query.ErrInvalidModel, c.Name, t.Name)
 	}
 	return f, nil
 }
@@ -135,7 +137,7 @@ func (v fieldValue) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
 }
 
 // Find returns the rows q selects as pointers to new values of the model.
-func (e bunExec) Find(ctx context.Context, q *Query) ([]any, error) {
+func (e bunExec) Find(ctx context.Context, q *query.Query) ([]any, error) {
 	if err := checkQuery(q); err != nil {
 		return nil, err
 	}
@@ -146,48 +148,48 @@ func (e bunExec) Find(ctx context.Context, q *Query) ([]any, error) {
 	if len(q.Columns) > 0 {
 		sq = sq.Column(columnNames(q.Columns)...)
 	}
-	if cond, args := WhereSQL(e.dialect, q.Where, t.ident); cond != "" {
+	if cond, args := query.WhereSQL(e.dialect, q.Where, t.ident); cond != "" {
 		sq = sq.Where("("+cond+")", args...)
 	}
-	if order, args := orderSQL(q.Sort, t.ident); order != "" {
+	if order, args := query.OrderSQL(q.Sort, t.ident); order != "" {
 		sq = sq.OrderExpr(order, args...)
 	}
 	switch {
 	case q.Limit > 0:
 		sq = sq.Limit(int64(q.Limit))
-	case q.Offset > 0 && e.dialect == DialectSQLite:
+	case q.Offset > 0 && e.dialect == query.DialectSQLite:
 		// SQLite has no OFFSET without LIMIT, and Bun writes no LIMIT < 1.
 		sq = sq.Limit(math.MaxInt64)
 	}
 	if q.Offset > 0 {
 		sq = sq.Offset(int64(q.Offset))
 	}
-	if q.Lock && e.dialect == DialectPostgres {
+	if q.Lock && e.dialect == query.DialectPostgres {
 		sq = sq.For("UPDATE OF ?", t.alias)
 	}
 	for _, r := range q.Preload {
 		sq = sq.Relation(r.Name)
 	}
 	if err := sq.Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, wrapError("bun", "find", m, err)
+		return nil, wrapBun("find", m, err)
 	}
 	return slicePointers(slice), nil
 }
 
 // Count returns how many rows match q.Where.
-func (e bunExec) Count(ctx context.Context, q *Query) (int64, error) {
+func (e bunExec) Count(ctx context.Context, q *query.Query) (int64, error) {
 	if err := checkQuery(q); err != nil {
 		return 0, err
 	}
 	m := q.Model
 	t := e.table(m)
 	sq := e.db.NewSelect().Model(m.New()).ModelTableExpr("? AS ?", t.name, t.alias)
-	if cond, args := WhereSQL(e.dialect, q.Where, t.ident); cond != "" {
+	if cond, args := query.WhereSQL(e.dialect, q.Where, t.ident); cond != "" {
 		sq = sq.Where("("+cond+")", args...)
 	}
 	n, err := sq.Count(ctx)
 	if err != nil {
-		return 0, wrapError("bun", "count", m, err)
+		return 0, wrapBun("count", m, err)
 	}
 	return int64(n), nil
 }
@@ -195,33 +197,33 @@ func (e bunExec) Count(ctx context.Context, q *Query) (int64, error) {
 // Insert stores row writing only columns (the others take their database
 // defaults) and reads the stored row back into row (RETURNING *), which
 // sets the generated primary key and the defaults.
-func (e bunExec) Insert(ctx context.Context, m *Model, row any, columns []*Column) error {
+func (e bunExec) Insert(ctx context.Context, m *query.Model, row any, columns []*query.Column) error {
 	if err := checkRow(m, row); err != nil {
 		return err
 	}
 	t := e.table(m)
 	if len(columns) == 0 {
 		err := e.db.NewRaw("INSERT INTO ? DEFAULT VALUES RETURNING *", t.name).Scan(ctx, row)
-		return wrapError("bun", "insert", m, err)
+		return wrapBun("insert", m, err)
 	}
 	strct := reflect.ValueOf(row).Elem()
 	iq := e.db.NewInsert().Model(row).ModelTableExpr("?", t.name).Column(columnNames(columns)...)
 	for _, c := range columns {
 		f, err := t.field(c)
 		if err != nil {
-			return wrapError("bun", "insert", m, err)
+			return wrapBun("insert", m, err)
 		}
 		// An explicit value, so that Bun writes it even when it is the zero
 		// value of a field with a default (Bun would write DEFAULT).
 		iq = iq.Value(c.Name, "?", fieldValue{f: f, strct: strct})
 	}
 	_, err := iq.Returning("*").Exec(ctx)
-	return wrapError("bun", "insert", m, err)
+	return wrapBun("insert", m, err)
 }
 
 // Update sets values on the rows matching where, zero values included,
 // and returns the number of rows matched.
-func (e bunExec) Update(ctx context.Context, m *Model, where []Group, values map[*Column]any) (int64, error) {
+func (e bunExec) Update(ctx context.Context, m *query.Model, where []query.Group, values map[*query.Column]any) (int64, error) {
 	if len(values) == 0 {
 		return 0, nil
 	}
@@ -235,41 +237,41 @@ func (e bunExec) Update(ctx context.Context, m *Model, where []Group, values map
 	for _, c := range sortedColumns(values) {
 		f, err := t.field(c)
 		if err != nil {
-			return 0, wrapError("bun", "update", m, err)
+			return 0, wrapBun("update", m, err)
 		}
 		if err := setColumn(row, c, values[c]); err != nil {
-			return 0, wrapError("bun", "update", m, err)
+			return 0, wrapBun("update", m, err)
 		}
 		uq = uq.Set("? = ?", bun.Ident(c.Name), fieldValue{f: f, strct: strct})
 	}
-	cond, args := WhereSQL(e.dialect, where, t.ident)
+	cond, args := query.WhereSQL(e.dialect, where, t.ident)
 	res, err := uq.Where("("+cond+")", args...).Exec(ctx)
 	if err != nil {
-		return 0, wrapError("bun", "update", m, err)
+		return 0, wrapBun("update", m, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, wrapError("bun", "update", m, err)
+		return 0, wrapBun("update", m, err)
 	}
 	return n, nil
 }
 
 // Delete removes the rows matching where (soft delete for models with a
 // Bun soft_delete field) and returns how many it removed.
-func (e bunExec) Delete(ctx context.Context, m *Model, where []Group) (int64, error) {
+func (e bunExec) Delete(ctx context.Context, m *query.Model, where []query.Group) (int64, error) {
 	if len(where) == 0 {
 		return 0, fmt.Errorf("adapters: bun delete %s: %w", m.Name, errEmptyWhere)
 	}
 	t := e.table(m)
-	cond, args := WhereSQL(e.dialect, where, t.ident)
+	cond, args := query.WhereSQL(e.dialect, where, t.ident)
 	res, err := e.db.NewDelete().Model(m.New()).ModelTableExpr("? AS ?", t.name, t.alias).
 		Where("("+cond+")", args...).Exec(ctx)
 	if err != nil {
-		return 0, wrapError("bun", "delete", m, err)
+		return 0, wrapBun("delete", m, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, wrapError("bun", "delete", m, err)
+		return 0, wrapBun("delete", m, err)
 	}
 	return n, nil
 }

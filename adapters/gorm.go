@@ -8,6 +8,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
+
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // GormAdapter implements Database with GORM.
@@ -53,9 +55,9 @@ func gormDialect(db *gorm.DB) string {
 	}
 	switch n := db.Dialector.Name(); n {
 	case "sqlite", "sqlite3":
-		return DialectSQLite
+		return query.DialectSQLite
 	case "postgres", "postgresql", "pgx":
-		return DialectPostgres
+		return query.DialectPostgres
 	default:
 		return n
 	}
@@ -64,14 +66,14 @@ func gormDialect(db *gorm.DB) string {
 // DB returns the underlying GORM handle.
 func (a *GormAdapter) DB() *gorm.DB { return a.db }
 
-// Dialect returns DialectSQLite, DialectPostgres or GORM's dialector name.
+// Dialect returns query.DialectSQLite, query.DialectPostgres or GORM's dialector name.
 func (a *GormAdapter) Dialect() string { return a.dialect }
 
 // Begin starts a transaction bound to ctx.
 func (a *GormAdapter) Begin(ctx context.Context) (Tx, error) {
 	tx := a.db.WithContext(ctx).Begin()
 	if tx.Error != nil {
-		return nil, wrapError("gorm", "begin", nil, tx.Error)
+		return nil, wrapGorm("begin", nil, tx.Error)
 	}
 	return &GormTx{gormExec{db: tx, dialect: a.dialect}}, nil
 }
@@ -79,12 +81,12 @@ func (a *GormAdapter) Begin(ctx context.Context) (Tx, error) {
 // Commit commits the transaction.
 func (t *GormTx) Commit() error {
 	// A session, so that a failure does not stick to t.db.
-	return wrapError("gorm", "commit", nil, t.db.Session(&gorm.Session{}).Commit().Error)
+	return wrapGorm("commit", nil, t.db.Session(&gorm.Session{}).Commit().Error)
 }
 
 // Rollback abandons the transaction; after Commit it does nothing.
 func (t *GormTx) Rollback() error {
-	return wrapError("gorm", "rollback", nil, ignoreTxDone(t.db.Session(&gorm.Session{}).Rollback().Error))
+	return wrapGorm("rollback", nil, ignoreTxDone(t.db.Session(&gorm.Session{}).Rollback().Error))
 }
 
 // Native returns the transaction's *gorm.DB.
@@ -92,7 +94,7 @@ func (t *GormTx) Native() any { return t.db }
 
 // table returns the model's table as GORM names it, qualified on PostgreSQL
 // with m.Schema, and GORM's schema of the model.
-func (e gormExec) table(m *Model) (clause.Table, *schema.Schema, error) {
+func (e gormExec) table(m *query.Model) (clause.Table, *schema.Schema, error) {
 	stmt := &gorm.Statement{DB: e.db}
 	if err := stmt.Parse(m.New()); err != nil {
 		return clause.Table{}, nil, err
@@ -101,7 +103,7 @@ func (e gormExec) table(m *Model) (clause.Table, *schema.Schema, error) {
 }
 
 // scope returns a session on the model's (quoted) table.
-func (e gormExec) scope(ctx context.Context, m *Model) (*gorm.DB, error) {
+func (e gormExec) scope(ctx context.Context, m *query.Model) (*gorm.DB, error) {
 	t, _, err := e.table(m)
 	if err != nil {
 		return nil, err
@@ -112,8 +114,8 @@ func (e gormExec) scope(ctx context.Context, m *Model) (*gorm.DB, error) {
 func gormIdent(name string) any { return clause.Column{Name: name} }
 
 // where adds where (rendered by WhereSQL) to tx.
-func (e gormExec) where(tx *gorm.DB, where []Group) *gorm.DB {
-	cond, args := WhereSQL(e.dialect, where, gormIdent)
+func (e gormExec) where(tx *gorm.DB, where []query.Group) *gorm.DB {
+	cond, args := query.WhereSQL(e.dialect, where, gormIdent)
 	if cond == "" {
 		return tx
 	}
@@ -121,14 +123,14 @@ func (e gormExec) where(tx *gorm.DB, where []Group) *gorm.DB {
 }
 
 // Find returns the rows q selects as pointers to new values of the model.
-func (e gormExec) Find(ctx context.Context, q *Query) ([]any, error) {
+func (e gormExec) Find(ctx context.Context, q *query.Query) ([]any, error) {
 	if err := checkQuery(q); err != nil {
 		return nil, err
 	}
 	m := q.Model
 	tx, err := e.scope(ctx, m)
 	if err != nil {
-		return nil, wrapError("gorm", "find", m, err)
+		return nil, wrapGorm("find", m, err)
 	}
 	tx = e.where(tx, q.Where)
 	if len(q.Columns) > 0 {
@@ -138,7 +140,7 @@ func (e gormExec) Find(ctx context.Context, q *Query) ([]any, error) {
 		}
 		tx = tx.Clauses(clause.Select{Columns: cols})
 	}
-	if order, args := orderSQL(q.Sort, gormIdent); order != "" {
+	if order, args := query.OrderSQL(q.Sort, gormIdent); order != "" {
 		tx = tx.Order(clause.OrderBy{Expression: clause.Expr{SQL: order, Vars: args}})
 	}
 	if q.Limit > 0 {
@@ -147,7 +149,7 @@ func (e gormExec) Find(ctx context.Context, q *Query) ([]any, error) {
 	if q.Offset > 0 {
 		tx = tx.Offset(q.Offset)
 	}
-	if q.Lock && e.dialect == DialectPostgres {
+	if q.Lock && e.dialect == query.DialectPostgres {
 		tx = tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 	}
 	for _, r := range q.Preload {
@@ -155,24 +157,24 @@ func (e gormExec) Find(ctx context.Context, q *Query) ([]any, error) {
 	}
 	slice := newSlice(m)
 	if err := tx.Find(slice.Interface()).Error; err != nil {
-		return nil, wrapError("gorm", "find", m, err)
+		return nil, wrapGorm("find", m, err)
 	}
 	return slicePointers(slice), nil
 }
 
 // Count returns how many rows match q.Where.
-func (e gormExec) Count(ctx context.Context, q *Query) (int64, error) {
+func (e gormExec) Count(ctx context.Context, q *query.Query) (int64, error) {
 	if err := checkQuery(q); err != nil {
 		return 0, err
 	}
 	m := q.Model
 	tx, err := e.scope(ctx, m)
 	if err != nil {
-		return 0, wrapError("gorm", "count", m, err)
+		return 0, wrapGorm("count", m, err)
 	}
 	var n int64
 	if err := e.where(tx.Model(m.New()), q.Where).Count(&n).Error; err != nil {
-		return 0, wrapError("gorm", "count", m, err)
+		return 0, wrapGorm("count", m, err)
 	}
 	return n, nil
 }
@@ -185,22 +187,22 @@ func (e gormExec) Count(ctx context.Context, q *Query) (int64, error) {
 // when the field is selected. A zero value among columns is a real value
 // here, as with Bun, so for such fields the insert is followed by an
 // update that stores the given values, both in one (nested) transaction.
-func (e gormExec) Insert(ctx context.Context, m *Model, row any, columns []*Column) error {
+func (e gormExec) Insert(ctx context.Context, m *query.Model, row any, columns []*query.Column) error {
 	if err := checkRow(m, row); err != nil {
 		return err
 	}
 	table, sch, err := e.table(m)
 	if err != nil {
-		return wrapError("gorm", "insert", m, err)
+		return wrapGorm("insert", m, err)
 	}
 	base := e.db.WithContext(ctx)
 	if len(columns) == 0 {
 		err := base.Raw("INSERT INTO ? DEFAULT VALUES RETURNING *", table).Scan(row).Error
-		return wrapError("gorm", "insert", m, err)
+		return wrapGorm("insert", m, err)
 	}
 	strct := reflect.ValueOf(row).Elem()
-	var zeroDefaults []*Column
-	given := map[*Column]any{}
+	var zeroDefaults []*query.Column
+	given := map[*query.Column]any{}
 	for _, c := range columns {
 		f := sch.LookUpField(c.Name)
 		if c.PrimaryKey || f == nil || !f.HasDefaultValue {
@@ -220,7 +222,7 @@ func (e gormExec) Insert(ctx context.Context, m *Model, row any, columns []*Colu
 		for _, c := range zeroDefaults {
 			set[c.Name] = given[c]
 		}
-		byKey := []Group{{{Column: m.PrimaryKey, Op: OpEq, Value: m.PrimaryKey.Value(row)}}}
+		byKey := []query.Group{{{Column: m.PrimaryKey, Op: query.OpEq, Value: m.PrimaryKey.Value(row)}}}
 		if err := e.where(db.Table("?", table).Model(m.New()), byKey).UpdateColumns(set).Error; err != nil {
 			return err
 		}
@@ -236,12 +238,12 @@ func (e gormExec) Insert(ctx context.Context, m *Model, row any, columns []*Colu
 	} else {
 		err = base.Transaction(insert)
 	}
-	return wrapError("gorm", "insert", m, err)
+	return wrapGorm("insert", m, err)
 }
 
 // Update sets values on the rows matching where, zero values included,
 // and returns the number of rows matched.
-func (e gormExec) Update(ctx context.Context, m *Model, where []Group, values map[*Column]any) (int64, error) {
+func (e gormExec) Update(ctx context.Context, m *query.Model, where []query.Group, values map[*query.Column]any) (int64, error) {
 	if len(values) == 0 {
 		return 0, nil
 	}
@@ -250,7 +252,7 @@ func (e gormExec) Update(ctx context.Context, m *Model, where []Group, values ma
 	}
 	tx, err := e.scope(ctx, m)
 	if err != nil {
-		return 0, wrapError("gorm", "update", m, err)
+		return 0, wrapGorm("update", m, err)
 	}
 	set := make(map[string]any, len(values))
 	for c, v := range values {
@@ -258,24 +260,24 @@ func (e gormExec) Update(ctx context.Context, m *Model, where []Group, values ma
 	}
 	res := e.where(tx.Model(m.New()), where).UpdateColumns(set)
 	if res.Error != nil {
-		return 0, wrapError("gorm", "update", m, res.Error)
+		return 0, wrapGorm("update", m, res.Error)
 	}
 	return res.RowsAffected, nil
 }
 
 // Delete removes the rows matching where (soft delete for models with a
 // gorm.DeletedAt field) and returns how many it removed.
-func (e gormExec) Delete(ctx context.Context, m *Model, where []Group) (int64, error) {
+func (e gormExec) Delete(ctx context.Context, m *query.Model, where []query.Group) (int64, error) {
 	if len(where) == 0 {
 		return 0, fmt.Errorf("adapters: gorm delete %s: %w", m.Name, errEmptyWhere)
 	}
 	tx, err := e.scope(ctx, m)
 	if err != nil {
-		return 0, wrapError("gorm", "delete", m, err)
+		return 0, wrapGorm("delete", m, err)
 	}
 	res := e.where(tx, where).Delete(m.New())
 	if res.Error != nil {
-		return 0, wrapError("gorm", "delete", m, res.Error)
+		return 0, wrapGorm("delete", m, res.Error)
 	}
 	return res.RowsAffected, nil
 }

@@ -2,12 +2,13 @@ package adapters
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
 )
 
-// ModelRegistry maps "schema.entity" names to Go model types. The handler
+// ModelRegistry maps "schema.entity" names to Go model values. The handler
 // resolves every request's schema and entity through it.
 type ModelRegistry interface {
 	// RegisterModel adds model (a struct or pointer to struct) under name.
@@ -22,31 +23,47 @@ type ModelRegistry interface {
 	GetModelByEntity(schema, entity string) (any, error)
 }
 
-// Registry is the default, concurrency-safe ModelRegistry. It parses each
-// model once at registration, so a model the handler cannot serve is
-// refused there and not at the first request.
+// Registry is the default, concurrency-safe ModelRegistry. It stores model
+// values by name; the handler describes each one once, through its
+// database adapter.
 type Registry struct {
 	mu     sync.RWMutex
-	models map[string]*Model
 	values map[string]any
 }
 
 // NewModelRegistry returns an empty Registry.
 func NewModelRegistry() *Registry {
-	return &Registry{models: map[string]*Model{}, values: map[string]any{}}
+	return &Registry{values: map[string]any{}}
 }
 
-// RegisterModel parses and stores model under name ("schema.entity" or
-// "entity"). Registering a name twice replaces the earlier model.
+// RegisterModel stores model under name ("schema.entity" or "entity").
+// Registering a name twice replaces the earlier model. model must be a
+// struct or a pointer to one.
 func (r *Registry) RegisterModel(name string, model any) error {
-	m, err := ParseModel(name, model)
-	if err != nil {
+	if err := checkModelValue(name, model); err != nil {
 		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.models[name] = m
 	r.values[name] = model
+	return nil
+}
+
+// checkModelValue refuses a name or value that cannot be a model.
+func checkModelValue(name string, model any) error {
+	if name == "" || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
+		return fmt.Errorf("adapters: register model: invalid name %q", name)
+	}
+	if model == nil {
+		return fmt.Errorf("adapters: register model %s: nil model", name)
+	}
+	t := reflect.TypeOf(model)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return fmt.Errorf("adapters: register model %s: %s is not a struct", name, t)
+	}
 	return nil
 }
 
@@ -74,46 +91,55 @@ func (r *Registry) GetAllModels() map[string]any {
 
 // GetModelByEntity returns the model for schema and entity.
 func (r *Registry) GetModelByEntity(schema, entity string) (any, error) {
-	m, err := r.Lookup(schema, entity)
+	name, err := r.Resolve(schema, entity)
 	if err != nil {
 		return nil, err
 	}
-	return r.GetModel(m.Name)
+	return r.GetModel(name)
 }
 
-// Lookup returns the parsed description of the model for schema and entity.
-func (r *Registry) Lookup(schema, entity string) (*Model, error) {
+// Resolve returns the name a request's schema and entity refer to: exactly
+// "schema.entity" when a schema is given; otherwise an entity registered
+// without a schema, or the only "*.entity".
+func (r *Registry) Resolve(schema, entity string) (string, error) {
+	return ResolveName(r.GetAllModelNames(), schema, entity)
+}
+
+// GetAllModelNames returns the registered names in sorted order.
+func (r *Registry) GetAllModelNames() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.values))
+	for n := range r.values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ResolveName applies the lookup rule of GetModelByEntity to a list of
+// registered names.
+func ResolveName(names []string, schema, entity string) (string, error) {
 	if schema != "" {
-		if m, ok := r.models[schema+"."+entity]; ok {
-			return m, nil
+		want := schema + "." + entity
+		for _, n := range names {
+			if n == want {
+				return n, nil
+			}
 		}
-		return nil, fmt.Errorf("%w: %s.%s", ErrUnknownModel, schema, entity)
+		return "", fmt.Errorf("%w: %s", ErrUnknownModel, want)
 	}
-	if m, ok := r.models[entity]; ok {
-		return m, nil
-	}
-	var found []*Model
-	for name, m := range r.models {
-		if strings.HasSuffix(name, "."+entity) {
-			found = append(found, m)
+	var found []string
+	for _, n := range names {
+		if n == entity {
+			return n, nil
+		}
+		if strings.HasSuffix(n, "."+entity) {
+			found = append(found, n)
 		}
 	}
 	if len(found) == 1 {
 		return found[0], nil
 	}
-	return nil, fmt.Errorf("%w: %s", ErrUnknownModel, entity)
-}
-
-// Names returns the registered names in sorted order.
-func (r *Registry) Names() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.models))
-	for n := range r.models {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return "", fmt.Errorf("%w: %s", ErrUnknownModel, entity)
 }

@@ -10,7 +10,7 @@
 //
 // Every subtest opens its own database, and the subtests run in parallel,
 // so open must be safe for concurrent use. The expectations are the
-// documented semantics of the query model (see adapters.WhereSQL): string
+// documented semantics of the query model (see query.WhereSQL): string
 // comparison and sorting in byte order (C collation on PostgreSQL), like
 // case sensitive and ilike not, NULL sorted as the smallest value.
 package adaptertest
@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // Run runs the conformance suite against the databases open returns.
@@ -45,9 +46,9 @@ type Env struct {
 	// DB is the database under test.
 	DB adapters.Database
 	// Items, Widgets, Owners and Pets describe the suite's models.
-	Items, Widgets, Owners, Pets *adapters.Model
+	Items, Widgets, Owners, Pets *query.Model
 	// PublicItems is Item registered as "public.items" (schema-qualified).
-	PublicItems *adapters.Model
+	PublicItems *query.Model
 
 	t   *testing.T
 	ctx context.Context
@@ -57,23 +58,24 @@ type Env struct {
 func NewEnv(t *testing.T, open func(t *testing.T, models ...any) adapters.Database) *Env {
 	t.Helper()
 	e := &Env{DB: open(t, Models()...), t: t, ctx: context.Background()}
-	e.Items = mustModel(t, "items", Item{})
-	e.Widgets = mustModel(t, "widgets", Widget{})
-	e.Owners = mustModel(t, "owners", Owner{})
-	e.Pets = mustModel(t, "pets", Pet{})
-	e.PublicItems = mustModel(t, "public.items", Item{})
+	e.Items = e.Model("items", Item{})
+	e.Widgets = e.Model("widgets", Widget{})
+	e.Owners = e.Model("owners", Owner{})
+	e.Pets = e.Model("pets", Pet{})
+	e.PublicItems = e.Model("public.items", Item{})
 	return e
 }
 
-func mustModel(t *testing.T, name string, v any) *adapters.Model {
-	t.Helper()
-	m, err := adapters.ParseModel(name, v)
-	require.NoError(t, err)
+// Model describes v, registered as name, through the database under test.
+func (e *Env) Model(name string, v any) *query.Model {
+	e.t.Helper()
+	m, err := e.DB.Describe(name, v)
+	require.NoError(e.t, err)
 	return m
 }
 
 // Col returns column name of m.
-func (e *Env) Col(m *adapters.Model, name string) *adapters.Column {
+func (e *Env) Col(m *query.Model, name string) *query.Column {
 	e.t.Helper()
 	c, ok := m.Column(name)
 	require.True(e.t, ok, "column %s of %s", name, m.Name)
@@ -81,9 +83,9 @@ func (e *Env) Col(m *adapters.Model, name string) *adapters.Column {
 }
 
 // Cols returns the named columns of m.
-func (e *Env) Cols(m *adapters.Model, names ...string) []*adapters.Column {
+func (e *Env) Cols(m *query.Model, names ...string) []*query.Column {
 	e.t.Helper()
-	out := make([]*adapters.Column, len(names))
+	out := make([]*query.Column, len(names))
 	for i, n := range names {
 		out[i] = e.Col(m, n)
 	}
@@ -92,18 +94,18 @@ func (e *Env) Cols(m *adapters.Model, names ...string) []*adapters.Column {
 
 // Cond returns the condition column op value (value, or values for in,
 // not_in and between) on the items model.
-func (e *Env) Cond(name string, op adapters.Op, values ...any) adapters.Condition {
+func (e *Env) Cond(name string, op query.Op, values ...any) query.Condition {
 	e.t.Helper()
 	return CondOf(e.Col(e.Items, name), op, values...)
 }
 
 // CondOf returns the condition c op values.
-func CondOf(c *adapters.Column, op adapters.Op, values ...any) adapters.Condition {
-	cond := adapters.Condition{Column: c, Op: op}
+func CondOf(c *query.Column, op query.Op, values ...any) query.Condition {
+	cond := query.Condition{Column: c, Op: op}
 	switch op {
-	case adapters.OpIn, adapters.OpNotIn, adapters.OpBetween:
+	case query.OpIn, query.OpNotIn, query.OpBetween:
 		cond.Values = values
-	case adapters.OpIsNull, adapters.OpIsNotNull:
+	case query.OpIsNull, query.OpIsNotNull:
 	default:
 		if len(values) > 0 {
 			cond.Value = values[0]
@@ -113,10 +115,10 @@ func CondOf(c *adapters.Column, op adapters.Op, values ...any) adapters.Conditio
 }
 
 // And returns a where of single-condition groups (all must hold).
-func And(conds ...adapters.Condition) []adapters.Group {
-	where := make([]adapters.Group, len(conds))
+func And(conds ...query.Condition) []query.Group {
+	where := make([]query.Group, len(conds))
 	for i, c := range conds {
-		where[i] = adapters.Group{c}
+		where[i] = query.Group{c}
 	}
 	return where
 }
@@ -137,7 +139,7 @@ func seedItems() []Item {
 
 // Seed inserts the five items of the suite (ids 1 to 5 in order; status
 // left to its default) and returns them as stored.
-func (e *Env) Seed(m *adapters.Model) []*Item {
+func (e *Env) Seed(m *query.Model) []*Item {
 	e.t.Helper()
 	cols := e.Cols(m, "name", "code", "qty", "price", "active", "note")
 	var out []*Item
@@ -151,7 +153,7 @@ func (e *Env) Seed(m *adapters.Model) []*Item {
 }
 
 // Find runs q and returns the items.
-func (e *Env) Find(ex adapters.Executor, q *adapters.Query) []*Item {
+func (e *Env) Find(ex adapters.Executor, q *query.Query) []*Item {
 	e.t.Helper()
 	rows, err := ex.Find(e.ctx, q)
 	require.NoError(e.t, err)
@@ -165,7 +167,7 @@ func (e *Env) Find(ex adapters.Executor, q *adapters.Query) []*Item {
 }
 
 // IDs runs q and returns the ids of the items in result order.
-func (e *Env) IDs(ex adapters.Executor, q *adapters.Query) []int64 {
+func (e *Env) IDs(ex adapters.Executor, q *query.Query) []int64 {
 	e.t.Helper()
 	ids := []int64{}
 	for _, it := range e.Find(ex, q) {
@@ -175,9 +177,9 @@ func (e *Env) IDs(ex adapters.Executor, q *adapters.Query) []int64 {
 }
 
 // Get returns the item with id via m, or nil.
-func (e *Env) Get(ex adapters.Executor, m *adapters.Model, id int64) *Item {
+func (e *Env) Get(ex adapters.Executor, m *query.Model, id int64) *Item {
 	e.t.Helper()
-	items := e.Find(ex, &adapters.Query{Model: m, Where: And(CondOf(m.PrimaryKey, adapters.OpEq, id))})
+	items := e.Find(ex, &query.Query{Model: m, Where: And(CondOf(m.PrimaryKey, query.OpEq, id))})
 	require.LessOrEqual(e.t, len(items), 1)
 	if len(items) == 0 {
 		return nil
@@ -186,21 +188,21 @@ func (e *Env) Get(ex adapters.Executor, m *adapters.Model, id int64) *Item {
 }
 
 // Count counts the items matching where.
-func (e *Env) Count(ex adapters.Executor, m *adapters.Model, where []adapters.Group) int64 {
+func (e *Env) Count(ex adapters.Executor, m *query.Model, where []query.Group) int64 {
 	e.t.Helper()
-	n, err := ex.Count(e.ctx, &adapters.Query{Model: m, Where: where})
+	n, err := ex.Count(e.ctx, &query.Query{Model: m, Where: where})
 	require.NoError(e.t, err)
 	return n
 }
 
 // byID sorts by id ascending.
-func (e *Env) byID() []adapters.Sort {
-	return []adapters.Sort{{Column: e.Items.PrimaryKey}}
+func (e *Env) byID() []query.Sort {
+	return []query.Sort{{Column: e.Items.PrimaryKey}}
 }
 
 func suite() []testCase {
 	return []testCase{
-		{"Dialect", testDialect},
+		{"Describe", testDescribe},
 		{"FindOperators", testFindOperators},
 		{"FindLikeEscapes", testFindLikeEscapes},
 		{"FindOrGroups", testFindOrGroups},
@@ -227,10 +229,20 @@ func suite() []testCase {
 	}
 }
 
-func testDialect(t *testing.T, e *Env) {
-	d := e.DB.Dialect()
-	require.NotEmpty(t, d)
-	if d != adapters.DialectSQLite && d != adapters.DialectPostgres {
-		t.Logf("dialect %q is neither sqlite nor postgres", d)
+// testDescribe checks the models the suite uses as the adapter describes
+// them: struct order, column names, the primary key and relations.
+func testDescribe(t *testing.T, e *Env) {
+	var cols []string
+	for _, c := range e.Items.Columns {
+		cols = append(cols, c.Name)
 	}
+	require.Equal(t, []string{"id", "name", "code", "qty", "price", "active", "note", "status"}, cols)
+	require.Equal(t, "id", e.Items.PrimaryKey.Name)
+	require.Equal(t, "public", e.PublicItems.Schema)
+	require.Equal(t, "items", e.PublicItems.Entity)
+	pets, ok := e.Owners.Relation("pets")
+	require.True(t, ok, "owners.pets is a relation")
+	require.True(t, pets.Many)
+	_, err := e.DB.Describe("broken", 42)
+	require.ErrorIs(t, err, query.ErrInvalidModel)
 }

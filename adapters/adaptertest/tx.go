@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 func testTxCommit(t *testing.T, e *Env) {
@@ -17,15 +18,15 @@ func testTxCommit(t *testing.T, e *Env) {
 	row := &Item{Name: "in tx", Qty: 7}
 	require.NoError(t, tx.Insert(e.ctx, e.Items, row, e.Cols(e.Items, "name", "qty", "price", "active")))
 	require.NotZero(t, row.ID)
-	n, err := tx.Update(e.ctx, e.Items, And(e.Cond("id", adapters.OpEq, int64(1))), map[*adapters.Column]any{e.Col(e.Items, "qty"): int64(11)})
+	n, err := tx.Update(e.ctx, e.Items, And(e.Cond("id", query.OpEq, int64(1))), map[*query.Column]any{e.Col(e.Items, "qty"): int64(11)})
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n)
-	n, err = tx.Delete(e.ctx, e.Items, And(e.Cond("id", adapters.OpEq, int64(2))))
+	n, err = tx.Delete(e.ctx, e.Items, And(e.Cond("id", query.OpEq, int64(2))))
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n)
 
 	require.NotNil(t, e.Get(tx, e.Items, row.ID), "the transaction sees its own insert")
-	cnt, err := tx.Count(e.ctx, &adapters.Query{Model: e.Items})
+	cnt, err := tx.Count(e.ctx, &query.Query{Model: e.Items})
 	require.NoError(t, err)
 	require.Equal(t, int64(5), cnt)
 	require.Nil(t, e.Get(e.DB, e.Items, row.ID), "others do not see uncommitted rows")
@@ -45,9 +46,9 @@ func testTxRollback(t *testing.T, e *Env) {
 	require.NotNil(t, tx.Native())
 	row := &Item{Name: "in tx"}
 	require.NoError(t, tx.Insert(e.ctx, e.Items, row, e.Cols(e.Items, "name", "qty", "price", "active")))
-	_, err = tx.Update(e.ctx, e.Items, And(e.Cond("id", adapters.OpEq, int64(1))), map[*adapters.Column]any{e.Col(e.Items, "qty"): int64(11)})
+	_, err = tx.Update(e.ctx, e.Items, And(e.Cond("id", query.OpEq, int64(1))), map[*query.Column]any{e.Col(e.Items, "qty"): int64(11)})
 	require.NoError(t, err)
-	_, err = tx.Delete(e.ctx, e.Items, And(e.Cond("id", adapters.OpEq, int64(2))))
+	_, err = tx.Delete(e.ctx, e.Items, And(e.Cond("id", query.OpEq, int64(2))))
 	require.NoError(t, err)
 	require.NoError(t, tx.Rollback())
 

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 func testInsertGeneratedIDs(t *testing.T, e *Env) {
@@ -59,7 +60,7 @@ func testInsertStringKey(t *testing.T, e *Env) {
 	require.Equal(t, id, w.ID)
 	require.NoError(t, e.DB.Insert(e.ctx, e.Widgets, &Widget{ID: "z-2", Label: "cog"}, cols))
 
-	rows, err := e.DB.Find(e.ctx, &adapters.Query{Model: e.Widgets, Where: And(CondOf(e.Widgets.PrimaryKey, adapters.OpEq, id))})
+	rows, err := e.DB.Find(e.ctx, &query.Query{Model: e.Widgets, Where: And(CondOf(e.Widgets.PrimaryKey, query.OpEq, id))})
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
 	require.Equal(t, Widget{ID: id, Label: "gear", Size: 3}, *rows[0].(*Widget))
@@ -68,14 +69,14 @@ func testInsertStringKey(t *testing.T, e *Env) {
 	require.Error(t, err)
 	require.True(t, errors.Is(err, adapters.ErrConstraint), "duplicate key: %v", err)
 
-	n, err := e.DB.Update(e.ctx, e.Widgets, And(CondOf(e.Widgets.PrimaryKey, adapters.OpEq, "z-2")),
-		map[*adapters.Column]any{e.Col(e.Widgets, "size"): int64(0), e.Col(e.Widgets, "label"): "cog2"})
+	n, err := e.DB.Update(e.ctx, e.Widgets, And(CondOf(e.Widgets.PrimaryKey, query.OpEq, "z-2")),
+		map[*query.Column]any{e.Col(e.Widgets, "size"): int64(0), e.Col(e.Widgets, "label"): "cog2"})
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n)
-	n, err = e.DB.Delete(e.ctx, e.Widgets, And(CondOf(e.Widgets.PrimaryKey, adapters.OpEq, id)))
+	n, err = e.DB.Delete(e.ctx, e.Widgets, And(CondOf(e.Widgets.PrimaryKey, query.OpEq, id)))
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n)
-	rows, err = e.DB.Find(e.ctx, &adapters.Query{Model: e.Widgets})
+	rows, err = e.DB.Find(e.ctx, &query.Query{Model: e.Widgets})
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
 	require.Equal(t, Widget{ID: "z-2", Label: "cog2"}, *rows[0].(*Widget))
@@ -83,22 +84,22 @@ func testInsertStringKey(t *testing.T, e *Env) {
 
 func testUpdatePartial(t *testing.T, e *Env) {
 	e.Seed(e.Items)
-	values := map[*adapters.Column]any{
+	values := map[*query.Column]any{
 		e.Col(e.Items, "name"):   "",
 		e.Col(e.Items, "qty"):    int64(0),
 		e.Col(e.Items, "active"): false,
 		e.Col(e.Items, "note"):   nil,
 		e.Col(e.Items, "price"):  float64(0),
 	}
-	n, err := e.DB.Update(e.ctx, e.Items, And(e.Cond("id", adapters.OpEq, int64(1))), values)
+	n, err := e.DB.Update(e.ctx, e.Items, And(e.Cond("id", query.OpEq, int64(1))), values)
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n)
 	got := e.Get(e.DB, e.Items, 1)
 	require.Equal(t, Item{ID: 1, Code: Str("A1"), Status: "new"}, *got, "zero values written, other columns kept")
 
 	// A pointer value and a status change on several rows.
-	n, err = e.DB.Update(e.ctx, e.Items, And(e.Cond("qty", adapters.OpEq, int64(20))),
-		map[*adapters.Column]any{e.Col(e.Items, "note"): Str("twenty"), e.Col(e.Items, "status"): "old"})
+	n, err = e.DB.Update(e.ctx, e.Items, And(e.Cond("qty", query.OpEq, int64(20))),
+		map[*query.Column]any{e.Col(e.Items, "note"): Str("twenty"), e.Col(e.Items, "status"): "old"})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), n)
 	for _, id := range []int64{2, 5} {
@@ -110,20 +111,20 @@ func testUpdatePartial(t *testing.T, e *Env) {
 	require.Equal(t, "100% juicy", *e.Get(e.DB, e.Items, 3).Note)
 
 	// OR groups bind updates too.
-	n, err = e.DB.Update(e.ctx, e.Items, []adapters.Group{{e.Cond("id", adapters.OpEq, int64(3)), e.Cond("id", adapters.OpEq, int64(4))}},
-		map[*adapters.Column]any{e.Col(e.Items, "price"): 9.5})
+	n, err = e.DB.Update(e.ctx, e.Items, []query.Group{{e.Cond("id", query.OpEq, int64(3)), e.Cond("id", query.OpEq, int64(4))}},
+		map[*query.Column]any{e.Col(e.Items, "price"): 9.5})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), n)
-	require.Equal(t, int64(2), e.Count(e.DB, e.Items, And(e.Cond("price", adapters.OpEq, 9.5))))
+	require.Equal(t, int64(2), e.Count(e.DB, e.Items, And(e.Cond("price", query.OpEq, 9.5))))
 }
 
 func testUpdateNoMatch(t *testing.T, e *Env) {
 	e.Seed(e.Items)
-	n, err := e.DB.Update(e.ctx, e.Items, And(e.Cond("id", adapters.OpEq, int64(99))),
-		map[*adapters.Column]any{e.Col(e.Items, "qty"): int64(1)})
+	n, err := e.DB.Update(e.ctx, e.Items, And(e.Cond("id", query.OpEq, int64(99))),
+		map[*query.Column]any{e.Col(e.Items, "qty"): int64(1)})
 	require.NoError(t, err)
 	require.Equal(t, int64(0), n)
-	n, err = e.DB.Delete(e.ctx, e.Items, And(e.Cond("name", adapters.OpEq, "nope")))
+	n, err = e.DB.Delete(e.ctx, e.Items, And(e.Cond("name", query.OpEq, "nope")))
 	require.NoError(t, err)
 	require.Equal(t, int64(0), n)
 	require.Equal(t, int64(5), e.Count(e.DB, e.Items, nil))
@@ -131,10 +132,10 @@ func testUpdateNoMatch(t *testing.T, e *Env) {
 
 func testUpdateEmptyValues(t *testing.T, e *Env) {
 	e.Seed(e.Items)
-	n, err := e.DB.Update(e.ctx, e.Items, And(e.Cond("id", adapters.OpEq, int64(1))), nil)
+	n, err := e.DB.Update(e.ctx, e.Items, And(e.Cond("id", query.OpEq, int64(1))), nil)
 	require.NoError(t, err)
 	require.Equal(t, int64(0), n)
-	n, err = e.DB.Update(e.ctx, e.Items, And(e.Cond("id", adapters.OpEq, int64(1))), map[*adapters.Column]any{})
+	n, err = e.DB.Update(e.ctx, e.Items, And(e.Cond("id", query.OpEq, int64(1))), map[*query.Column]any{})
 	require.NoError(t, err)
 	require.Equal(t, int64(0), n)
 	require.Equal(t, *e.Get(e.DB, e.Items, 1), Item{ID: 1, Name: "Apple", Code: Str("A1"), Qty: 10, Price: 1.5,
@@ -143,14 +144,14 @@ func testUpdateEmptyValues(t *testing.T, e *Env) {
 
 func testDelete(t *testing.T, e *Env) {
 	e.Seed(e.Items)
-	n, err := e.DB.Delete(e.ctx, e.Items, And(e.Cond("active", adapters.OpEq, false)))
+	n, err := e.DB.Delete(e.ctx, e.Items, And(e.Cond("active", query.OpEq, false)))
 	require.NoError(t, err)
 	require.Equal(t, int64(2), n)
-	require.Equal(t, []int64{1, 3, 5}, e.IDs(e.DB, &adapters.Query{Model: e.Items, Sort: e.byID()}))
-	n, err = e.DB.Delete(e.ctx, e.Items, []adapters.Group{{e.Cond("qty", adapters.OpGt, int64(25)), e.Cond("note", adapters.OpLike, "red%")}})
+	require.Equal(t, []int64{1, 3, 5}, e.IDs(e.DB, &query.Query{Model: e.Items, Sort: e.byID()}))
+	n, err = e.DB.Delete(e.ctx, e.Items, []query.Group{{e.Cond("qty", query.OpGt, int64(25)), e.Cond("note", query.OpLike, "red%")}})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), n)
-	require.Equal(t, []int64{5}, e.IDs(e.DB, &adapters.Query{Model: e.Items, Sort: e.byID()}))
+	require.Equal(t, []int64{5}, e.IDs(e.DB, &query.Query{Model: e.Items, Sort: e.byID()}))
 }
 
 func testDeleteEmptyWhere(t *testing.T, e *Env) {
@@ -158,7 +159,7 @@ func testDeleteEmptyWhere(t *testing.T, e *Env) {
 	n, err := e.DB.Delete(e.ctx, e.Items, nil)
 	require.Error(t, err, "Delete with an empty where must be refused")
 	require.Equal(t, int64(0), n)
-	_, err = e.DB.Delete(e.ctx, e.Items, []adapters.Group{})
+	_, err = e.DB.Delete(e.ctx, e.Items, []query.Group{})
 	require.Error(t, err)
 	require.Equal(t, int64(5), e.Count(e.DB, e.Items, nil))
 }

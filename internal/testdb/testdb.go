@@ -25,6 +25,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // ORM names of a Kind.
@@ -37,7 +38,7 @@ const (
 type Kind struct {
 	// ORM is "gorm" or "bun".
 	ORM string
-	// Dialect is adapters.DialectSQLite or adapters.DialectPostgres.
+	// Dialect is query.DialectSQLite or query.DialectPostgres.
 	Dialect string
 }
 
@@ -47,10 +48,10 @@ func (k Kind) String() string { return k.ORM + "/" + k.Dialect }
 // All returns the four combinations, SQLite first.
 func All() []Kind {
 	return []Kind{
-		{ORM: GORM, Dialect: adapters.DialectSQLite},
-		{ORM: Bun, Dialect: adapters.DialectSQLite},
-		{ORM: GORM, Dialect: adapters.DialectPostgres},
-		{ORM: Bun, Dialect: adapters.DialectPostgres},
+		{ORM: GORM, Dialect: query.DialectSQLite},
+		{ORM: Bun, Dialect: query.DialectSQLite},
+		{ORM: GORM, Dialect: query.DialectPostgres},
+		{ORM: Bun, Dialect: query.DialectPostgres},
 	}
 }
 
@@ -107,14 +108,14 @@ func OpenBun(t testing.TB, dialect string, models ...any) *bun.DB {
 		db    *bun.DB
 	)
 	switch dialect {
-	case adapters.DialectSQLite:
+	case query.DialectSQLite:
 		// The "sqlite" driver is github.com/glebarez/go-sqlite, linked in by
 		// the GORM dialector; bun's sqliteshim must never be imported with it.
 		sqldb, err = sql.Open("sqlite", dsn)
 		if err == nil {
 			db = bun.NewDB(sqldb, sqlitedialect.New())
 		}
-	case adapters.DialectPostgres:
+	case query.DialectPostgres:
 		sqldb, err = sql.Open("pgx", dsn)
 		if err == nil {
 			db = bun.NewDB(sqldb, pgdialect.New())
@@ -135,9 +136,9 @@ func OpenBun(t testing.TB, dialect string, models ...any) *bun.DB {
 func dsnFor(t testing.TB, dialect string) string {
 	t.Helper()
 	switch dialect {
-	case adapters.DialectSQLite:
+	case query.DialectSQLite:
 		return SQLiteDSN(t)
-	case adapters.DialectPostgres:
+	case query.DialectPostgres:
 		return PostgresDSN(t)
 	}
 	t.Fatalf("testdb: unknown dialect %q", dialect)
@@ -148,9 +149,9 @@ func openGORMDSN(t testing.TB, dialect, dsn string) *gorm.DB {
 	t.Helper()
 	var d gorm.Dialector
 	switch dialect {
-	case adapters.DialectSQLite:
+	case query.DialectSQLite:
 		d = sqlite.Open(dsn)
-	case adapters.DialectPostgres:
+	case query.DialectPostgres:
 		d = postgres.Open(dsn)
 	default:
 		t.Fatalf("testdb: unknown dialect %q", dialect)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -35,15 +35,15 @@ func TestOpenIsolated(t *testing.T) {
 	for _, k := range All() {
 		t.Run(k.String(), func(t *testing.T) {
 			a, b := Open(t, k, &probe{}), Open(t, k, &probe{})
-			require.Equal(t, k.Dialect, a.Dialect())
-			m, err := adapters.ParseModel("probes", probe{})
+			require.Equal(t, k.Dialect, a.(interface{ Dialect() string }).Dialect())
+			m, err := a.Describe("probes", probe{})
 			require.NoError(t, err)
 			ctx := context.Background()
 			name, _ := m.Column("name")
-			require.NoError(t, a.Insert(ctx, m, &probe{Name: "x"}, []*adapters.Column{name}))
-			na, err := a.Count(ctx, &adapters.Query{Model: m})
+			require.NoError(t, a.Insert(ctx, m, &probe{Name: "x"}, []*query.Column{name}))
+			na, err := a.Count(ctx, &query.Query{Model: m})
 			require.NoError(t, err)
-			nb, err := b.Count(ctx, &adapters.Query{Model: m})
+			nb, err := b.Count(ctx, &query.Query{Model: m})
 			require.NoError(t, err)
 			require.Equal(t, []int64{1, 0}, []int64{na, nb})
 		})
@@ -52,7 +52,7 @@ func TestOpenIsolated(t *testing.T) {
 
 // TestSQLiteDSN checks the pragmas and BEGIN IMMEDIATE of the SQLite DSN.
 func TestSQLiteDSN(t *testing.T) {
-	db := OpenGORM(t, adapters.DialectSQLite)
+	db := OpenGORM(t, query.DialectSQLite)
 	var mode string
 	require.NoError(t, db.Raw("PRAGMA journal_mode").Scan(&mode).Error)
 	require.Equal(t, "wal", mode)

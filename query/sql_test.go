@@ -1,4 +1,4 @@
-package adapters
+package query
 
 import (
 	"reflect"
@@ -88,7 +88,7 @@ func TestWhereSQLNilIdent(t *testing.T) {
 
 func TestOrderSQL(t *testing.T) {
 	m := qtModel(t)
-	name, count := qtCol(t, m, "name"), qtCol(t, m, "count")
+	name, count, title := qtCol(t, m, "name"), qtCol(t, m, "count"), qtCol(t, m, "title")
 	tests := []struct {
 		name     string
 		sorts    []Sort
@@ -99,6 +99,7 @@ func TestOrderSQL(t *testing.T) {
 		{name: "one", sorts: []Sort{{Column: name}}, wantSQL: "? ASC", wantArgs: []any{qtIdent("name")}},
 		{name: "two", sorts: []Sort{{Column: name, Desc: true}, {Column: count}}, wantSQL: "? DESC, ? ASC", wantArgs: []any{qtIdent("name"), qtIdent("cnt")}},
 		{name: "skips missing column", sorts: []Sort{{}, {Column: count, Desc: true}}, wantSQL: "? DESC", wantArgs: []any{qtIdent("cnt")}},
+		{name: "nullable: NULL smallest", sorts: []Sort{{Column: title}, {Column: title, Desc: true}}, wantSQL: "? ASC NULLS FIRST, ? DESC NULLS LAST", wantArgs: []any{qtIdent("title"), qtIdent("title")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // Helpers shared by the GORM and Bun adapters.
@@ -15,50 +17,18 @@ import (
 // statement on every row of a table is never what a request means.
 var errEmptyWhere = errors.New("refusing to change every row: empty where")
 
-// orderSQL renders sorts as an ORDER BY list (without the keywords) with
-// ident(column) as the argument of each `?`. Both dialects sort NULL as the
-// smallest value: first in ascending, last in descending order (SQLite's
-// native order; PostgreSQL sorts NULL as the largest value, so nullable
-// columns get an explicit NULLS FIRST / NULLS LAST, which SQLite ≥ 3.30
-// accepts as well). Non-nullable columns get no NULLS clause, which keeps
-// PostgreSQL's plain btree indexes usable for them.
-func orderSQL(sorts []Sort, ident func(string) any) (string, []any) {
-	var b strings.Builder
-	args := make([]any, 0, len(sorts))
-	for _, s := range sorts {
-		if s.Column == nil {
-			continue
-		}
-		if len(args) > 0 {
-			b.WriteString(", ")
-		}
-		switch {
-		case s.Desc && s.Column.Nullable:
-			b.WriteString("? DESC NULLS LAST")
-		case s.Desc:
-			b.WriteString("? DESC")
-		case s.Column.Nullable:
-			b.WriteString("? ASC NULLS FIRST")
-		default:
-			b.WriteString("? ASC")
-		}
-		args = append(args, ident(s.Column.Name))
-	}
-	return b.String(), args
-}
-
 // qualifiedTable returns the table of m as the ORM names it, qualified with
 // m.Schema on PostgreSQL ("schema.table", which both ORMs quote part by
 // part). SQLite has no schemas in our sense, so m.Schema is ignored there.
-func qualifiedTable(m *Model, dialect, table string) string {
-	if m.Schema != "" && dialect == DialectPostgres && !strings.Contains(table, ".") {
+func qualifiedTable(m *query.Model, dialect, table string) string {
+	if m.Schema != "" && dialect == query.DialectPostgres && !strings.Contains(table, ".") {
 		return m.Schema + "." + table
 	}
 	return table
 }
 
 // columnNames returns the database names of cols.
-func columnNames(cols []*Column) []string {
+func columnNames(cols []*query.Column) []string {
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.Name
@@ -68,8 +38,8 @@ func columnNames(cols []*Column) []string {
 
 // sortedColumns returns the keys of values ordered by column name, so that
 // generated SQL does not depend on map iteration order.
-func sortedColumns(values map[*Column]any) []*Column {
-	cols := make([]*Column, 0, len(values))
+func sortedColumns(values map[*query.Column]any) []*query.Column {
+	cols := make([]*query.Column, 0, len(values))
 	for c := range values {
 		cols = append(cols, c)
 	}
@@ -80,10 +50,10 @@ func sortedColumns(values map[*Column]any) []*Column {
 // setColumn stores v into column c of row. A value of the base type of a
 // pointer field is stored through a new pointer; a value of another type
 // is an error (never a panic).
-func setColumn(row any, c *Column, v any) (err error) {
+func setColumn(row any, c *query.Column, v any) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: column %s: cannot store %T", ErrInvalidValue, c.Name, v)
+			err = fmt.Errorf("%w: column %s: cannot store %T", query.ErrInvalidValue, c.Name, v)
 		}
 	}()
 	if v != nil && c.Type.Kind() == reflect.Pointer {
@@ -98,16 +68,16 @@ func setColumn(row any, c *Column, v any) (err error) {
 }
 
 // checkRow reports whether row is a non-nil pointer to a value of m.Type.
-func checkRow(m *Model, row any) error {
+func checkRow(m *query.Model, row any) error {
 	v := reflect.ValueOf(row)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Type() != m.Type {
-		return fmt.Errorf("%w: row is %T, want *%s", ErrInvalidModel, row, m.Type)
+		return fmt.Errorf("%w: row is %T, want *%s", query.ErrInvalidModel, row, m.Type)
 	}
 	return nil
 }
 
 // newSlice returns a pointer to a new empty []T for the model type T.
-func newSlice(m *Model) reflect.Value {
+func newSlice(m *query.Model) reflect.Value {
 	return reflect.New(reflect.SliceOf(m.Type))
 }
 
@@ -132,9 +102,9 @@ func ignoreTxDone(err error) error {
 }
 
 // checkQuery rejects a nil query or one without a model.
-func checkQuery(q *Query) error {
+func checkQuery(q *query.Query) error {
 	if q == nil || q.Model == nil {
-		return fmt.Errorf("%w: query without model", ErrInvalidModel)
+		return fmt.Errorf("%w: query without model", query.ErrInvalidModel)
 	}
 	return nil
 }

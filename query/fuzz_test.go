@@ -1,4 +1,4 @@
-package adapters
+package query
 
 import (
 	"encoding/json"
@@ -17,7 +17,7 @@ var (
 	qtSQLWords = map[string]bool{
 		"AND": true, "OR": true, "NOT": true, "IN": true, "IS": true, "NULL": true,
 		"LIKE": true, "ILIKE": true, "GLOB": true, "BETWEEN": true, "lower": true,
-		"ASC": true, "DESC": true,
+		"ASC": true, "DESC": true, "NULLS": true, "FIRST": true, "LAST": true,
 	}
 	qtSentinels = []error{ErrUnknownColumn, ErrUnknownOperator, ErrUnknownRelation, ErrInvalidValue, ErrInvalidOptions}
 )

@@ -1,18 +1,20 @@
-package adapters
+package query_test
 
 import (
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	sqlite "github.com/glebarez/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
-	"gorm.io/gorm/logger"
+
+	"github.com/mqttspec/mqttspec/internal/testdb"
+	"github.com/mqttspec/mqttspec/query"
 )
+
+func TestMain(m *testing.M) { testdb.Main(m) }
 
 // qtProp is the model of the SQLite property test.
 type qtProp struct {
@@ -89,10 +91,10 @@ func qtPropValue(r *rand.Rand, column string) any {
 	}
 }
 
-func qtPropFilter(r *rand.Rand) FilterOption {
+func qtPropFilter(r *rand.Rand) query.FilterOption {
 	columns := []string{"n", "np", "s", "sp", "b", "f", "fp"}
 	ops := []string{"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "not_in", "is_null", "is_not_null", "between"}
-	f := FilterOption{Column: columns[r.IntN(len(columns))], Operator: ops[r.IntN(len(ops))]}
+	f := query.FilterOption{Column: columns[r.IntN(len(columns))], Operator: ops[r.IntN(len(ops))]}
 	switch f.Operator {
 	case "like", "ilike":
 		if f.Column[0] != 's' {
@@ -123,32 +125,26 @@ func qtPropFilter(r *rand.Rand) FilterOption {
 	return f
 }
 
-// TestMatchAgreesWithSQLite runs random filters both as SQL on SQLite
-// (through GORM, as the adapter does) and through Match, and requires the
-// same rows from both. adapters_test runs the same check on PostgreSQL.
-func TestMatchAgreesWithSQLite(t *testing.T) {
-	dsn := "file:" + filepath.Join(t.TempDir(), "p.db") + "?_pragma=busy_timeout(5000)"
-	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		t.Fatalf("open: %v", err)
+// TestMatchAgreesWithDatabases runs random filters both as SQL (through
+// GORM, as the adapter does) and through query.Match, on SQLite and PostgreSQL,
+// and requires the same rows from both.
+func TestMatchAgreesWithDatabases(t *testing.T) {
+	for _, dialect := range []string{query.DialectSQLite, query.DialectPostgres} {
+		t.Run(dialect, func(t *testing.T) {
+			checkMatchAgreesWithDB(t, testdb.OpenGORM(t, dialect), dialect)
+		})
 	}
-	if sqlDB, err := db.DB(); err == nil {
-		t.Cleanup(func() { _ = sqlDB.Close() })
-	}
-	CheckMatchAgreesWithDB(t, db, DialectSQLite)
 }
 
-// CheckMatchAgreesWithDB is the property check behind TestMatchAgreesWithSQLite:
-// it migrates its own table into db, stores random rows, and compares the
-// rows the database selects for random filters with the rows Match accepts.
-// It is exported (in a test file) so the external test package can run it on
-// PostgreSQL.
-func CheckMatchAgreesWithDB(t *testing.T, db *gorm.DB, dialect string) {
+// checkMatchAgreesWithDB migrates its own table into db, stores random
+// rows, and compares the rows the database selects for random filters with
+// the rows query.Match accepts.
+func checkMatchAgreesWithDB(t *testing.T, db *gorm.DB, dialect string) {
 	t.Helper()
 	if err := db.AutoMigrate(&qtProp{}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	m, err := ParseModel("prop", &qtProp{})
+	m, err := query.ParseModel("prop", &qtProp{})
 	if err != nil {
 		t.Fatalf("ParseModel: %v", err)
 	}
@@ -162,7 +158,7 @@ func CheckMatchAgreesWithDB(t *testing.T, db *gorm.DB, dialect string) {
 	if err := db.CreateInBatches(inserted, 50).Error; err != nil {
 		t.Fatalf("insert: %v", err)
 	}
-	// Match the rows as the database returns them.
+	// query.Match the rows as the database returns them.
 	var rows []*qtProp
 	if err := db.Order("id").Find(&rows).Error; err != nil {
 		t.Fatalf("find: %v", err)
@@ -174,23 +170,23 @@ func CheckMatchAgreesWithDB(t *testing.T, db *gorm.DB, dialect string) {
 	ident := func(name string) any { return clause.Column{Name: name} }
 	checked, nonEmpty := 0, 0
 	for i := 0; checked < 500 && i < 5000; i++ {
-		filters := make([]FilterOption, 1+r.IntN(3))
+		filters := make([]query.FilterOption, 1+r.IntN(3))
 		for j := range filters {
 			filters[j] = qtPropFilter(r)
 		}
-		where, err := BuildWhere(m, filters)
+		where, err := query.BuildWhere(m, filters)
 		if err != nil {
 			continue // e.g. a fractional operand for an int column
 		}
 		checked++
-		sqlText, args := WhereSQL(dialect, where, ident)
+		sqlText, args := query.WhereSQL(dialect, where, ident)
 		var got []int64
 		if err := db.Model(&qtProp{}).Where(sqlText, args...).Order("id").Pluck("id", &got).Error; err != nil {
 			t.Fatalf("query %q %v: %v", sqlText, args, err)
 		}
 		var want []int64
 		for _, row := range rows {
-			if Match(where, row) {
+			if query.Match(where, row) {
 				want = append(want, row.ID)
 			}
 		}
@@ -199,7 +195,7 @@ func CheckMatchAgreesWithDB(t *testing.T, db *gorm.DB, dialect string) {
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("filters %+v\nwhere %s\nsql %s %v\n%s ids %v\nMatch ids  %v",
-				filters, qtDescribe(where), sqlText, args, dialect, got, want)
+				filters, query.DescribeWhere(where), sqlText, args, dialect, got, want)
 		}
 	}
 	if checked < 500 || nonEmpty < 100 {

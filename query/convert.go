@@ -1,4 +1,4 @@
-package adapters
+package query
 
 import (
 	"database/sql"

@@ -1,10 +1,11 @@
 package mqttspec
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 
-	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // NotifyChange publishes a change that the service made itself (outside
@@ -31,7 +32,7 @@ func (h *Handler) NotifyChange(schema, entity string, op OperationType, record, 
 // is itself waiting for this lock (on SQLite every writer holds the single
 // write lock from BEGIN).
 func (h *Handler) WithCommitLock(schema, entity string, fn func() error) error {
-	m, err := h.resolveModel(schema, entity)
+	m, err := h.catalog.resolve(schema, entity)
 	if err != nil {
 		return fmt.Errorf("mqttspec: %w", err)
 	}
@@ -47,7 +48,7 @@ func (h *Handler) NotifyChangeLocked(schema, entity string, op OperationType, re
 }
 
 func (h *Handler) notifyChange(schema, entity string, op OperationType, record, previous any, lock bool) error {
-	m, err := h.resolveModel(schema, entity)
+	m, err := h.catalog.resolve(schema, entity)
 	if err != nil {
 		return fmt.Errorf("mqttspec: notify change: %w", err)
 	}
@@ -78,7 +79,7 @@ func (h *Handler) notifyChange(schema, entity string, op OperationType, record, 
 }
 
 // asModelPointer returns v as a pointer to m's type (copying a value).
-func asModelPointer(m *adapters.Model, v any) (any, error) {
+func asModelPointer(m *query.Model, v any) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -104,34 +105,49 @@ func errOr(err error, msg string) error {
 	return fmt.Errorf("%s", msg)
 }
 
-// RelationshipInfo describes a relation field of a model.
-type RelationshipInfo struct {
-	FieldName string `json:"field_name"`
-	JSONName  string `json:"json_name"`
-	// RelationType is "hasMany" for slice fields and "hasOne" for struct fields.
-	RelationType string `json:"relation_type"`
+// notify publishes ch to every subscription it concerns. It runs under the
+// model's commit lock, so notifications leave in commit order. Rules:
+// create and delete notify subscriptions the record matches; update
+// notifies subscriptions the record matched before or after, with
+// "matches" telling which (false: the record left the filter).
+func (h *Handler) notify(ch *change) {
+	subs := h.subs.candidates(ch.model, ch.row, ch.prev)
+	if len(subs) == 0 {
+		return
+	}
+	data, err := json.Marshal(ch.row)
+	if err != nil {
+		h.logger.Error("cannot encode notification", "entity", ch.model.Name, "error", err)
+		return
+	}
+	var prev json.RawMessage
+	if ch.prev != nil {
+		if prev, err = json.Marshal(ch.prev); err != nil {
+			h.logger.Error("cannot encode notification", "entity", ch.model.Name, "error", err)
+			return
+		}
+	}
+	for _, s := range subs {
+		matchNew := s.MatchesFilters(ch.row)
+		matchOld := ch.prev != nil && s.MatchesFilters(ch.prev)
+		if !matchNew && !matchOld {
+			continue
+		}
+		n := NewNotificationMessage(s.ID, ch.op, s.Schema, s.Entity, json.RawMessage(data))
+		n.Matches = matchNew
+		if ch.op == OperationUpdate {
+			n.Previous = prev
+		}
+		n.Seq = s.seq.Add(1)
+		h.publishNotification(s, n)
+	}
 }
 
-// GetRelationshipInfo describes the relation relationName (Go field or JSON
-// name) of the model type modelType, or returns nil when there is none.
-func (h *Handler) GetRelationshipInfo(modelType reflect.Type, relationName string) *RelationshipInfo {
-	for modelType != nil && modelType.Kind() == reflect.Pointer {
-		modelType = modelType.Elem()
-	}
-	if modelType == nil {
-		return nil
-	}
-	m, err := adapters.ParseModel(modelType.Name(), reflect.New(modelType).Interface())
+func (h *Handler) publishNotification(s *Subscription, n *NotificationMessage) {
+	payload, err := n.ToJSON()
 	if err != nil {
-		return nil
+		h.logger.Error("cannot encode notification", "subscription", s.ID, "error", err)
+		return
 	}
-	r, ok := m.Relation(relationName)
-	if !ok {
-		return nil
-	}
-	kind := "hasOne"
-	if r.Many {
-		kind = "hasMany"
-	}
-	return &RelationshipInfo{FieldName: r.Name, JSONName: r.JSONName, RelationType: kind}
+	h.publish(h.notifyTopic(s.ConnectionID, s.ID), h.config.QoS.Notification, payload)
 }

@@ -1,4 +1,4 @@
-package adapters
+package query
 
 import (
 	"strings"
@@ -141,9 +141,14 @@ func writeCondition(b *strings.Builder, args []any, dialect string, c *Condition
 }
 
 // OrderSQL renders sorts as an ORDER BY list (without the keywords), e.g.
-// `? ASC, ? DESC`, with ident(column name) as the argument of each `?`
-// (see WhereSQL). Sort keys without a column are skipped; no keys give ""
-// and nil args.
+// `? ASC, ? DESC NULLS LAST`, with ident(column name) as the argument of
+// each `?` (see WhereSQL). Both dialects sort NULL as the smallest value:
+// first in ascending, last in descending order. That is SQLite's native
+// order; PostgreSQL sorts NULL as the largest value, so nullable columns
+// get an explicit NULLS FIRST / NULLS LAST (which SQLite >= 3.30 accepts as
+// well). Non-nullable columns get no NULLS clause, which keeps plain btree
+// indexes usable for them on PostgreSQL. Sort keys without a column are
+// skipped; no keys (or a nil ident) give "" and nil args.
 func OrderSQL(sorts []Sort, ident func(string) any) (string, []any) {
 	if ident == nil {
 		return "", nil
@@ -157,9 +162,14 @@ func OrderSQL(sorts []Sort, ident func(string) any) (string, []any) {
 		if len(args) > 0 {
 			b.WriteString(", ")
 		}
-		if s.Desc {
+		switch {
+		case s.Desc && s.Column.Nullable:
+			b.WriteString("? DESC NULLS LAST")
+		case s.Desc:
 			b.WriteString("? DESC")
-		} else {
+		case s.Column.Nullable:
+			b.WriteString("? ASC NULLS FIRST")
+		default:
 			b.WriteString("? ASC")
 		}
 		args = append(args, ident(s.Column.Name))

@@ -1,4 +1,4 @@
-package adapters
+package query
 
 import (
 	"database/sql"
@@ -23,10 +23,10 @@ type qtTag struct {
 // qtItem is the model the query-layer tests share: one column of every
 // kind the converter and matcher handle, a hidden column and relations.
 type qtItem struct {
-	ID      int64          `json:"id" gorm:"primaryKey"`
+	ID      int64          `json:"id"`
 	Name    string         `json:"name"`
 	Title   *string        `json:"title"`
-	Count   int            `json:"count" gorm:"column:cnt"`
+	Count   int            `json:"count"`
 	Score   float64        `json:"score"`
 	Ratio   *float32       `json:"ratio"`
 	Active  bool           `json:"active"`
@@ -40,17 +40,28 @@ type qtItem struct {
 	Ref     uuid.UUID      `json:"ref"`
 	Removed gorm.DeletedAt `json:"removed"`
 	Secret  string         `json:"-"`
-	Extra   map[string]any `json:"extra" gorm:"serializer:json"`
+	Extra   map[string]any `json:"extra"`
 	Tags    []qtTag        `json:"tags"`
 	Owner   *qtTag         `json:"owner"`
 }
 
-// qtModel parses qtItem, failing the test on error.
+// qtModel describes qtItem with the conventional mapping, its count field
+// stored in the column "cnt" (as a gorm column tag would say), failing the
+// test on error.
 func qtModel(t testing.TB) *Model {
 	t.Helper()
-	m, err := ParseModel("shop.items", &qtItem{})
+	mp, err := ConventionalMapping(&qtItem{})
 	if err != nil {
-		t.Fatalf("ParseModel: %v", err)
+		t.Fatalf("ConventionalMapping: %v", err)
+	}
+	for i := range mp.Columns {
+		if mp.Columns[i].Name == "count" {
+			mp.Columns[i].Name = "cnt"
+		}
+	}
+	m, err := NewModel("shop.items", &qtItem{}, mp)
+	if err != nil {
+		t.Fatalf("NewModel: %v", err)
 	}
 	return m
 }
@@ -66,7 +77,7 @@ func qtCol(t testing.TB, m *Model, name string) *Column {
 }
 
 type qtBase struct {
-	ID        uint `gorm:"primaryKey"`
+	ID        uint
 	CreatedAt time.Time
 }
 
@@ -74,49 +85,29 @@ type qtEmbedding struct {
 	qtBase
 	UserID   int    `json:"user_id"`
 	HTTPCode int    `json:"http_code"`
-	Note     string `bun:"memo"`
-	Skipped  string `gorm:"-"`
-	Ignored  string `bun:"-"`
+	Note     string `json:"memo"`
 	private  string //nolint:unused // must be skipped
-}
-
-type qtBunModel struct {
-	Key  string `bun:"key,pk"`
-	Body string `bun:",nullzero"`
 }
 
 type qtNoKey struct{ Name string }
 
-type qtTwoKeys struct {
-	A int `gorm:"primaryKey"`
-	B int `gorm:"primaryKey"`
-}
-
-type qtNamed struct {
-	ID int
-}
-
-func (qtNamed) TableName() string { return "custom_named" }
-
-func TestParseModel(t *testing.T) {
+func TestNewModel(t *testing.T) {
 	tests := []struct {
 		name    string
 		model   any
+		mapping func(Mapping) Mapping // adjusts the conventional mapping
 		wantErr error
 		check   func(t *testing.T, m *Model)
 	}{
 		{
-			name:  "tags, hidden column, relations",
+			name:  "columns, hidden column, relations",
 			model: qtItem{},
 			check: func(t *testing.T, m *Model) {
 				if m.Schema != "shop" || m.Entity != "items" || m.Table != "qt_items" {
 					t.Errorf("names = %q %q %q", m.Schema, m.Entity, m.Table)
 				}
-				if m.PrimaryKey == nil || m.PrimaryKey.Name != "id" || !m.PrimaryKey.AutoIncrement {
+				if m.PrimaryKey == nil || m.PrimaryKey.Name != "id" {
 					t.Errorf("primary key = %+v", m.PrimaryKey)
-				}
-				if c := qtCol(t, m, "count"); c.Name != "cnt" {
-					t.Errorf("count column name = %q", c.Name)
 				}
 				if _, ok := m.Column("Secret"); ok {
 					t.Error("hidden column is addressable by its field name")
@@ -145,51 +136,65 @@ func TestParseModel(t *testing.T) {
 			},
 		},
 		{
-			name:  "embedded struct, snake case, skips",
+			name:  "embedded struct, snake case, unexported skipped",
 			model: &qtEmbedding{},
 			check: func(t *testing.T, m *Model) {
 				var names []string
 				for _, c := range m.Columns {
 					names = append(names, c.Name)
 				}
-				want := []string{"id", "created_at", "user_id", "http_code", "memo"}
+				want := []string{"id", "created_at", "user_id", "http_code", "note"}
 				if !reflect.DeepEqual(names, want) {
 					t.Errorf("columns = %v, want %v", names, want)
 				}
 				if m.PrimaryKey.Name != "id" || !reflect.DeepEqual(m.PrimaryKey.Index, []int{0, 0}) {
 					t.Errorf("primary key = %+v", m.PrimaryKey)
 				}
-			},
-		},
-		{
-			name:  "bun pk tag, TableName",
-			model: &qtBunModel{},
-			check: func(t *testing.T, m *Model) {
-				if m.PrimaryKey.Name != "key" || m.PrimaryKey.AutoIncrement {
-					t.Errorf("primary key = %+v", m.PrimaryKey)
-				}
-				if c := qtCol(t, m, "Body"); c.Name != "body" {
-					t.Errorf("body column = %q", c.Name)
+				if c := qtCol(t, m, "memo"); c.Name != "note" {
+					t.Errorf("json key memo names column %q", c.Name)
 				}
 			},
 		},
 		{
-			name:  "TableName method",
-			model: qtNamed{},
+			name:  "the mapping's table and key win",
+			model: qtNoKey{},
+			mapping: func(mp Mapping) Mapping {
+				mp.Table = "custom"
+				mp.Columns[0].PrimaryKey = true
+				return mp
+			},
 			check: func(t *testing.T, m *Model) {
-				if m.Table != "custom_named" {
-					t.Errorf("table = %q", m.Table)
+				if m.Table != "custom" || m.PrimaryKey.Name != "name" {
+					t.Errorf("table %q key %+v", m.Table, m.PrimaryKey)
 				}
 			},
 		},
 		{name: "nil", model: nil, wantErr: ErrInvalidModel},
 		{name: "not a struct", model: 5, wantErr: ErrInvalidModel},
 		{name: "no primary key", model: qtNoKey{}, wantErr: ErrInvalidModel},
-		{name: "composite key", model: qtTwoKeys{}, wantErr: ErrInvalidModel},
+		{name: "composite key", model: qtEmbedding{}, wantErr: ErrInvalidModel, mapping: func(mp Mapping) Mapping {
+			mp.Columns[1].PrimaryKey = true
+			return mp
+		}},
+		{name: "duplicate column", model: qtEmbedding{}, wantErr: ErrInvalidModel, mapping: func(mp Mapping) Mapping {
+			mp.Columns[2].Name = "id"
+			return mp
+		}},
+		{name: "index outside the struct", model: qtEmbedding{}, wantErr: ErrInvalidModel, mapping: func(mp Mapping) Mapping {
+			mp.Columns[2].Index = []int{42}
+			return mp
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := ParseModel("shop.items", tt.model)
+			mp, err := ConventionalMapping(tt.model)
+			if err == nil && tt.mapping != nil {
+				mp = tt.mapping(mp)
+			}
+			var m *Model
+			if err == nil {
+				m, err = NewModel("shop.items", tt.model, mp)
+			}
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -197,7 +202,7 @@ func TestParseModel(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseModel: %v", err)
+				t.Fatalf("NewModel: %v", err)
 			}
 			tt.check(t, m)
 		})

@@ -1,4 +1,4 @@
-package adapters
+package query
 
 // RequestOptions is the "options" object of a request: filters, sorting,
 // paging, projection and preloads. Hooks may change it before the query is

@@ -1,0 +1,66 @@
+package mqttspec
+
+import (
+	"github.com/google/uuid"
+)
+
+// runSubscribe registers a subscription to the entity's changes that match
+// the request's filters. It holds the entity's commit lock until its answer
+// is published, so the answer always precedes the subscription's first
+// notification. With options.snapshot the answer also holds the records
+// matching now, read under that lock: every later change arrives as a
+// notification and none is lost between the snapshot and the first one.
+func (h *Handler) runSubscribe(r *request) (*result, error) {
+	client, m := r.client, r.model
+	if limit := h.config.Limits.MaxSubscriptionsPerClient; client.SubscriptionCount() >= limit {
+		return nil, NewError(CodeSubscriptionLimit, "a client may hold at most %d subscriptions", limit)
+	}
+	sub := &Subscription{
+		ID: "sub-" + uuid.NewString(), ConnectionID: client.ID,
+		Schema: m.Schema, Entity: m.Entity, Options: r.hctx.Options, model: m, where: r.where,
+	}
+	r.hctx.Subscription = sub
+	data := map[string]any{"subscription_id": sub.ID, "notify_topic": h.notifyTopic(client.ID, sub.ID)}
+	mu := h.commitLock(m)
+	mu.Lock()
+	res := &result{release: mu.Unlock}
+	if r.query != nil {
+		rows, meta, err := h.readPage(r.ctx, h.db, r.query)
+		if err != nil {
+			return res, err
+		}
+		data["records"] = projectResult(rows, r.query.Columns)
+		res.meta = meta
+	}
+	h.subs.add(sub)
+	client.AddSubscription(sub)
+	res.undo = func() {
+		h.subs.Unsubscribe(sub.ID)
+		client.RemoveSubscription(sub.ID)
+	}
+	r.hctx.Result = data
+	return res, nil
+}
+
+// runUnsubscribe removes one of the client's own subscriptions. It is
+// removed under the entity's commit lock, held until the answer is
+// published: no notification of the subscription follows its answer, and an
+// AfterUnsubscribe hook that refuses restores it before any change could be
+// missed.
+func (h *Handler) runUnsubscribe(r *request) (*result, error) {
+	sub, client := r.sub, r.client
+	res := &result{}
+	if sub.model != nil {
+		mu := h.commitLock(sub.model)
+		mu.Lock()
+		res.release = mu.Unlock
+	}
+	h.subs.Unsubscribe(sub.ID)
+	client.RemoveSubscription(sub.ID)
+	res.undo = func() {
+		h.subs.add(sub)
+		client.AddSubscription(sub)
+	}
+	r.hctx.Result = map[string]any{"subscription_id": sub.ID}
+	return res, nil
+}

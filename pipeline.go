@@ -1,0 +1,313 @@
+package mqttspec
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/query"
+)
+
+// The request path. Every request, whatever its operation, runs through
+// serve, top to bottom:
+//
+//	parse       the payload into a Message
+//	envelope    the message's type and operation -> an operation of the table;
+//	            record id, data object
+//	resolve     schema/entity -> the registered model (or subscription_id ->
+//	            the client's subscription)
+//	BeforeHandle
+//	begin       a transaction, for writes
+//	Before hook of the operation
+//	validate    options and data -> a validated query, filters, typed values
+//	run         the operation's database work
+//	After hook  (an error undoes the operation)
+//	commit      writes: commit and notify under the entity's commit lock
+//	respond     publish the answer on the client's response topic
+//
+// Operations return results; only serve publishes answers.
+
+// request is one request on its way through serve.
+type request struct {
+	ctx    context.Context // the request's deadline (TimeoutConfig.Request)
+	client *Client
+	msg    *Message
+	op     *operation
+	hctx   *HookContext
+
+	model *query.Model  // the resolved model (targetModel, targetSubscription)
+	sub   *Subscription // the named subscription (targetSubscription)
+	id    string        // the record a single-record operation names
+	tx    adapters.Tx   // the transaction of a write
+
+	// Set by validate after the Before hooks.
+	key    any                   // id converted to the primary key's type
+	query  *query.Query          // inPage: the read (by id: narrowed to the record)
+	where  []query.Group         // inWhere: the filters
+	values map[*query.Column]any // inData: typed column values
+}
+
+// onRequest is the broker callback for {prefix}/+/request. It queues the
+// message on its client's queue; the embedded broker waits for room (the
+// client's reads pause), the external one answers "overloaded".
+func (h *Handler) onRequest(topic string, payload []byte) {
+	clientID, ok := h.clientIDFromRequestTopic(topic)
+	if !ok {
+		h.logger.Debug("ignoring message on malformed request topic", "topic", topic)
+		return
+	}
+	payload = append([]byte(nil), payload...)
+	wait := h.config.BrokerMode == BrokerModeEmbedded
+	if !h.dispatch.submit(clientID, func() { h.serve(clientID, payload) }, wait) {
+		// Answered off the broker's delivery goroutine, which must not block.
+		go h.respond(clientID, NewErrorResponse(requestID(payload), CodeOverloaded,
+			"too many requests pending for this client; retry later"))
+	}
+}
+
+// serve runs one request from its payload to its published answer.
+func (h *Handler) serve(clientID string, payload []byte) {
+	ctx, cancel := context.WithTimeout(h.ctx, h.config.Timeouts.Request)
+	defer cancel()
+	client, err := h.clientFor(clientID)
+	if err != nil {
+		h.respond(clientID, h.errorResponse(requestID(payload), err))
+		return
+	}
+	resp, res := h.handle(ctx, client, payload)
+	h.respond(clientID, resp)
+	res.finish()
+}
+
+// handle runs the request path up to the answer, which the caller
+// publishes before it calls finish on the result. It never panics: a panic
+// is logged with its stack and answered "internal_error".
+func (h *Handler) handle(ctx context.Context, client *Client, payload []byte) (resp *ResponseMessage, res *result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res.finish()
+			res = nil
+			h.logger.Error("panic while handling request", "client", client.ID, "panic", p, "stack", string(debug.Stack()))
+			resp = NewErrorResponse(requestID(payload), CodeInternalError, "internal error")
+		}
+	}()
+	r, err := h.parse(ctx, client, payload)
+	if err != nil {
+		return h.errorResponse(requestID(payload), err), nil
+	}
+	res, err = h.execute(r)
+	if err != nil {
+		return h.errorResponse(r.msg.ID, err), res
+	}
+	return h.answer(r, res), res
+}
+
+// parse decodes the payload and reads its envelope: the operation of the
+// table it asks for, the record it names and the shape of its data.
+func (h *Handler) parse(ctx context.Context, client *Client, payload []byte) (*request, error) {
+	msg, err := ParseMessage(payload)
+	if err != nil {
+		return nil, NewError(CodeInvalidJSON, "message is not a valid JSON object")
+	}
+	if err := msg.validate(); err != nil {
+		return nil, NewError(CodeInvalidMessage, "%s", err.Error())
+	}
+	name := msg.Operation
+	if msg.Type == MessageTypePing {
+		name = operationPing
+	}
+	op, ok := operations[name]
+	if !ok || name == operationPing && msg.Type != MessageTypePing {
+		return nil, NewError(CodeUnknownOperation, "unknown operation %q", msg.Operation)
+	}
+	return &request{ctx: ctx, client: client, msg: msg, op: op}, nil
+}
+
+// execute resolves the request's target and runs its operation between its
+// hooks; a write commits and notifies. The result is returned also with an
+// error when it holds something to release after the answer.
+func (h *Handler) execute(r *request) (*result, error) {
+	op := r.op
+	if err := h.resolve(r); err != nil {
+		return nil, err
+	}
+	r.hctx = h.requestHookContext(r)
+	if op.target == targetModel {
+		if err := h.hooks.Execute(BeforeHandle, r.hctx); err != nil {
+			return nil, hookError(err)
+		}
+	}
+	if err := h.envelope(r); err != nil {
+		return nil, err
+	}
+	if op.writes {
+		tx, err := h.db.Begin(r.ctx)
+		if err != nil {
+			return nil, fmt.Errorf("begin %s: %w", r.model.Name, err)
+		}
+		r.tx, r.hctx.Tx = tx, tx
+		defer func() { _ = tx.Rollback() }() // a no-op after Commit
+	}
+	if err := h.hooks.Execute(op.before, r.hctx); err != nil {
+		return nil, hookError(err)
+	}
+	if err := h.validate(r); err != nil {
+		return nil, err
+	}
+	res, err := op.run(h, r)
+	if err != nil {
+		r.hctx.Error = err
+		return res, err
+	}
+	if err := h.hooks.Execute(op.after, r.hctx); err != nil {
+		if res.undo != nil {
+			res.undo()
+		}
+		return res, hookError(err)
+	}
+	if op.writes {
+		if err := h.commit(r.tx, res.change); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// resolve finds what the request names: the registered model of its schema
+// and entity, or the client's subscription of its subscription_id.
+func (h *Handler) resolve(r *request) (err error) {
+	switch r.op.target {
+	case targetModel:
+		r.model, err = h.catalog.resolve(r.msg.Schema, r.msg.Entity)
+	case targetSubscription:
+		subID := r.msg.SubscriptionID
+		if data, ok := r.msg.Data.(map[string]any); ok && subID == "" {
+			subID, _ = data["subscription_id"].(string)
+		}
+		if subID == "" {
+			return NewError(CodeInvalidMessage, "%s needs subscription_id", r.op.name)
+		}
+		sub, ok := r.client.GetSubscription(subID)
+		if !ok {
+			return NewError(CodeNotFound, "subscription %s not found", subID)
+		}
+		r.sub, r.model = sub, sub.model
+	}
+	return err
+}
+
+// envelope checks what the operation needs from the message before any
+// hook of the operation runs: the record it names and data of the right
+// shape.
+func (h *Handler) envelope(r *request) error {
+	if r.model == nil || r.op.target != targetModel {
+		return nil
+	}
+	if r.op.needsData {
+		if err := requireDataObject(r.hctx); err != nil {
+			return err
+		}
+	}
+	if r.op.record == recordNone {
+		return nil
+	}
+	id, err := recordID(r.msg, r.model)
+	if err != nil {
+		return err
+	}
+	if r.op.record == recordRequired && id == "" {
+		return NewError(CodeInvalidMessage, "%s needs record_id or data.%s", r.op.name, r.model.PrimaryKey.JSONName)
+	}
+	r.id, r.hctx.ID = id, id
+	return nil
+}
+
+// requestHookContext builds the HookContext shared by every hook of r.
+func (h *Handler) requestHookContext(r *request) *HookContext {
+	hctx := &HookContext{
+		Context:   r.ctx,
+		Handler:   h,
+		Client:    r.client,
+		Message:   r.msg,
+		Operation: r.op.name,
+		Data:      r.msg.Data,
+		Metadata:  map[string]any{"mqtt_client": r.client},
+	}
+	switch {
+	case r.sub != nil:
+		hctx.Schema, hctx.Entity, hctx.Options, hctx.Subscription = r.sub.Schema, r.sub.Entity, r.sub.Options, r.sub
+	default:
+		hctx.Options = r.msg.Options.Clone()
+	}
+	if m := r.model; m != nil {
+		hctx.Schema, hctx.Entity, hctx.TableName = m.Schema, m.Entity, m.Table
+		hctx.Model, hctx.ModelPtr = m.New(), m.New()
+	}
+	return hctx
+}
+
+// answer builds the successful response of r from the hooks' view of the
+// result.
+func (h *Handler) answer(r *request, res *result) *ResponseMessage {
+	if res.pong {
+		return &ResponseMessage{ID: r.msg.ID, Type: MessageTypePong, Success: true, Timestamp: nowUTC()}
+	}
+	resp := NewResponseMessage(r.msg.ID, true, projectResult(r.hctx.Result, res.columns))
+	resp.Metadata = res.meta
+	return resp
+}
+
+// respond publishes resp on the client's response topic.
+func (h *Handler) respond(clientID string, resp *ResponseMessage) {
+	payload, err := resp.ToJSON()
+	if err != nil {
+		h.logger.Error("cannot encode response", "client", clientID, "error", err)
+		payload, _ = NewErrorResponse(resp.ID, CodeInternalError, "response could not be encoded").ToJSON()
+	}
+	h.publish(h.responseTopic(clientID), h.config.QoS.Response, payload)
+}
+
+func (h *Handler) publish(topic string, qos byte, payload []byte) {
+	b := h.live.Load()
+	if b == nil {
+		return
+	}
+	if err := (*b).Publish(topic, qos, payload); err != nil {
+		h.logger.Warn("publish failed", "topic", topic, "error", err)
+	}
+}
+
+// recordID returns the id a request names: record_id, or the primary key
+// (by JSON or column name) inside data. Empty when there is none.
+func recordID(msg *Message, m *query.Model) (string, error) {
+	if msg.RecordID != "" {
+		return msg.RecordID, nil
+	}
+	data, ok := msg.Data.(map[string]any)
+	if !ok {
+		return "", nil
+	}
+	for _, key := range []string{m.PrimaryKey.JSONName, m.PrimaryKey.Name} {
+		if v, ok := data[key]; ok && v != nil {
+			switch v := v.(type) {
+			case string:
+				return v, nil
+			case json.Number:
+				return v.String(), nil
+			default:
+				return "", NewError(CodeInvalidValue, "%s must be a string or a number", key)
+			}
+		}
+	}
+	return "", nil
+}
+
+// requireDataObject refuses a create or update whose data is not an object.
+func requireDataObject(hctx *HookContext) error {
+	if _, ok := hctx.Data.(map[string]any); !ok {
+		return NewError(CodeInvalidMessage, "%s needs \"data\" to be a JSON object", hctx.Operation)
+	}
+	return nil
+}
