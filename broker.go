@@ -1,15 +1,18 @@
 package mqttspec
 
-import "context"
+import (
+	"context"
 
-// MessageCallback receives a message the broker routed to the handler. For
-// the request subscription the broker has already checked that the sender
-// owns the topic's client id (embedded broker) or can only assume it
-// (external broker, see README "External broker").
+	"github.com/mqttspec/mqttspec/internal/broker"
+)
+
+// MessageCallback receives a message the broker routed to a subscription
+// made with BrokerInterface.Subscribe.
 type MessageCallback func(topic string, payload []byte)
 
-// BrokerInterface is the MQTT edge of the handler: the embedded Mochi broker
-// and the external broker client both implement it.
+// BrokerInterface is the MQTT edge of a handler as the API exposes it: the
+// embedded Mochi broker (*EmbeddedBroker) and the external broker client
+// (*ExternalBrokerClient) both implement it.
 type BrokerInterface interface {
 	// Start brings the broker or connection up and returns once it can carry
 	// messages, or with the reason it cannot.
@@ -27,49 +30,42 @@ type BrokerInterface interface {
 	IsConnected() bool
 	// GetClientManager returns the registry of known MQTT clients.
 	GetClientManager() *ClientManager
-	// SetHandler connects the broker to the handler whose connection hooks,
-	// authentication and client bookkeeping it drives.
+	// SetHandler connects the broker to handler: the handler's connection
+	// hooks and client bookkeeping receive the broker's events, and its
+	// configuration and logger apply. Call it before Start.
 	SetHandler(handler *Handler)
 }
 
-// ConnectInfo is what a broker knows about a client at CONNECT time.
-type ConnectInfo struct {
-	ClientID     string
-	Username     string
-	Password     []byte
-	CleanSession bool
-	RemoteAddr   string
+// transport is the port through which the core reaches its MQTT edge. The
+// embedded broker (internal/broker/mochi) and the external broker client
+// (internal/broker/paho) implement it; Features tells the core what the
+// edge can do, so the request path never asks which edge it has.
+type transport interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Publish(topic string, qos byte, payload []byte) error
+	Subscribe(filter string, qos byte, fn broker.Handler) error
+	Unsubscribe(filter string) error
+	Features() broker.Features
 }
 
-// brokerEvents is what a broker reports to the handler. *Handler implements
-// it; broker tests may use a fake.
-type brokerEvents interface {
-	// authenticate decides whether a CONNECT is accepted; a non-nil error
-	// refuses it. On success it returns the registered client, which the
-	// broker passes back to connected and disconnected for this connection
-	// (a reconnect with the same id yields a different *Client).
-	authenticate(info ConnectInfo) (*Client, error)
-	// connected runs once the session is established.
-	connected(c *Client)
-	// disconnected runs when the connection of c ends, however it ends.
-	// sessionKept is true when the broker keeps the session for a reconnect.
-	disconnected(c *Client, cause error, sessionKept bool)
-	// sessionExpired runs when a kept session is discarded.
-	sessionExpired(clientID string)
-	// publishDropped reports a message the broker dropped for clientID.
-	publishDropped(clientID, topic string)
+// callbackHandler adapts a MessageCallback of the API to the edge.
+func callbackHandler(cb MessageCallback) broker.Handler {
+	if cb == nil {
+		return nil
+	}
+	return func(m broker.Message) { cb(m.Topic, m.Payload) }
 }
 
 // newBroker returns the broker edge the configuration asks for, connected
-// to h.
-func (h *Handler) newBroker() BrokerInterface {
-	var b BrokerInterface
-	switch h.config.BrokerMode {
-	case BrokerModeExternal:
-		b = NewExternalBrokerClient(h.config.ExternalBroker, h.clients)
-	default:
-		b = NewEmbeddedBroker(h.config.Broker, h.clients)
+// to h: the API type that Handler.Broker returns and the port the core uses.
+func (h *Handler) newBroker() (BrokerInterface, transport) {
+	if h.config.BrokerMode == BrokerModeExternal {
+		b := NewExternalBrokerClient(h.config.ExternalBroker, h.clients)
+		b.SetHandler(h)
+		return b, b.client()
 	}
+	b := NewEmbeddedBroker(h.config.Broker, h.clients)
 	b.SetHandler(h)
-	return b
+	return b, b.broker()
 }

@@ -2,38 +2,17 @@ package mqttspec
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/google/uuid"
+	"github.com/mqttspec/mqttspec/internal/broker/paho"
 )
 
-const (
-	// externalPendingMax bounds the messages kept for filters not (yet)
-	// subscribed, e.g. the backlog of a persistent session that the broker
-	// sends right after CONNACK, before the handler calls Subscribe.
-	externalPendingMax = 1024
-	// externalWatchQueue bounds the publish tokens waiting to be checked.
-	externalWatchQueue = 4096
-	// externalQuiesce is the longest Stop waits for in-flight work.
-	externalQuiesce = 250 * time.Millisecond
-)
-
-type externalState int
-
-const (
-	externalNew externalState = iota
-	externalRunning
-	externalStopped
-)
-
-// ExternalBrokerClient connects the handler to another MQTT broker (MQTT
-// 3.1.1, with paho.mqtt.golang) as one client. It keeps its subscriptions
+// ExternalBrokerClient connects a Handler to another MQTT broker (MQTT
+// 3.1.1, with paho.mqtt.golang) as one client (see package
+// internal/broker/paho for the machinery). It keeps its subscriptions
 // across reconnects, delivers every message on paho's single router
 // goroutine in arrival order, and publishes without waiting for each
 // acknowledgement.
@@ -42,73 +21,45 @@ const (
 // learns clients from their request topics and cannot check that a sender
 // owns its topic. Protect {prefix}/{client id}/ topics with the broker's
 // own ACLs.
-//
-// MaxReconnect > 0 stops reconnecting after that many failed attempts in a
-// row (the connection then stays down until Stop; IsConnected reports
-// false); 0 retries forever. ReconnectDelay caps the backoff between
-// attempts.
 type ExternalBrokerClient struct {
 	config  ExternalBrokerConfig
 	clients *ClientManager
 
-	// Set by SetHandler before Start. The external mode has no connection
-	// events; events is kept for symmetry with the embedded broker.
-	events         brokerEvents
-	logger         *slog.Logger
-	publishTimeout time.Duration
-
-	mu       sync.Mutex
-	state    externalState
-	client   paho.Client
-	clientID string
-	done     chan struct{} // closed by Stop; ends the publish watcher
-	watch    chan externalPublish
-
-	subMu   sync.Mutex
-	subs    map[string]*externalSub
-	pending []paho.Message // messages that matched no subscription yet
-
-	reconnects atomic.Int64 // attempts since the last successful connect
-	gaveUp     atomic.Bool
+	mu   sync.Mutex
+	edge *paho.Client
 }
 
-// externalSub is a remembered subscription, subscribed again on reconnect.
-type externalSub struct {
-	qos byte
-	cb  MessageCallback
-}
-
-// externalPublish is a publish whose outcome the watcher logs.
-type externalPublish struct {
-	tok      paho.Token
-	topic    string
-	deadline time.Time
-}
+var _ BrokerInterface = (*ExternalBrokerClient)(nil)
 
 // NewExternalBrokerClient returns a client for the broker at
 // config.BrokerURL. It does not connect before Start.
 func NewExternalBrokerClient(config ExternalBrokerConfig, clientManager *ClientManager) *ExternalBrokerClient {
-	return &ExternalBrokerClient{
-		config:         config,
-		clients:        clientManager,
-		logger:         slog.New(slog.DiscardHandler),
-		publishTimeout: DefaultPublishTimeout,
-		subs:           map[string]*externalSub{},
-	}
+	return &ExternalBrokerClient{config: config, clients: clientManager, edge: newPahoEdge(config, DefaultPublishTimeout, nil)}
 }
 
-// SetHandler connects the client to h (its logger and publish timeout).
-// Call it before Start.
+func newPahoEdge(c ExternalBrokerConfig, publishTimeout time.Duration, logger *slog.Logger) *paho.Client {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return paho.New(paho.Config{
+		BrokerURL: c.BrokerURL, ClientID: c.ClientID, Username: c.Username, Password: c.Password,
+		CleanSession: c.CleanSession, KeepAlive: c.KeepAlive, ConnectTimeout: c.ConnectTimeout,
+		ReconnectDelay: c.ReconnectDelay, MaxReconnect: c.MaxReconnect, TLSConfig: c.TLSConfig,
+		PublishTimeout: publishTimeout,
+	}, logger)
+}
+
+// SetHandler applies h's logger and publish timeout. Call it before Start.
 func (b *ExternalBrokerClient) SetHandler(h *Handler) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.events = h
-	if h.logger != nil {
-		b.logger = h.logger
-	}
-	if h.config.Timeouts.Publish > 0 {
-		b.publishTimeout = h.config.Timeouts.Publish
-	}
+	b.edge = newPahoEdge(b.config, h.config.Timeouts.Publish, h.logger)
+}
+
+func (b *ExternalBrokerClient) client() *paho.Client {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.edge
 }
 
 // GetClientManager returns the registry of known MQTT clients.
@@ -119,361 +70,40 @@ func (b *ExternalBrokerClient) Addr() string { return b.config.BrokerURL }
 
 // ClientID returns the MQTT client id used (generated at Start when the
 // config leaves it empty).
-func (b *ExternalBrokerClient) ClientID() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.clientID
-}
+func (b *ExternalBrokerClient) ClientID() string { return b.client().ClientID() }
 
 // IsConnected reports whether the connection to the broker is up.
-func (b *ExternalBrokerClient) IsConnected() bool {
-	c := b.pahoClient()
-	return c != nil && c.IsConnectionOpen()
-}
-
-func (b *ExternalBrokerClient) pahoClient() paho.Client {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.state != externalRunning {
-		return nil
-	}
-	return b.client
-}
+func (b *ExternalBrokerClient) IsConnected() bool { return b.client().IsConnected() }
 
 // Start connects to the broker. It fails when the broker cannot be reached
 // within ctx and ConnectTimeout, naming the URL; it can then be called
 // again. Once connected, lost connections are re-established in the
-// background.
-func (b *ExternalBrokerClient) Start(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch b.state {
-	case externalRunning:
-		return fmt.Errorf("mqttspec: external broker %s: already started", b.config.BrokerURL)
-	case externalStopped:
-		return fmt.Errorf("mqttspec: external broker %s: stopped; create a new client", b.config.BrokerURL)
-	}
-	if b.config.BrokerURL == "" {
-		return errors.New("mqttspec: external broker: no BrokerURL")
-	}
-	if b.clientID == "" {
-		b.clientID = b.config.ClientID
-		if b.clientID == "" {
-			b.clientID = "mqttspec-" + uuid.NewString()
-		}
-	}
-	b.reconnects.Store(0)
-	b.gaveUp.Store(false)
-	client := paho.NewClient(b.options())
-	tok := client.Connect()
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("mqttspec: external broker %s: connect: %w", b.config.BrokerURL, err)
-		}
-	case <-ctx.Done():
-		// paho finishes (or times out) the attempt before Disconnect acts.
-		go client.Disconnect(0)
-		return fmt.Errorf("mqttspec: external broker %s: connect: %w", b.config.BrokerURL, ctx.Err())
-	}
-	b.client = client
-	b.done = make(chan struct{})
-	b.watch = make(chan externalPublish, externalWatchQueue)
-	go b.watchPublishes(b.watch, b.done)
-	b.state = externalRunning
-	b.logger.Info("connected to external MQTT broker", "url", b.config.BrokerURL, "client_id", b.clientID)
-	return nil
-}
+// background. MaxReconnect > 0 stops reconnecting after that many failed
+// attempts in a row; ReconnectDelay caps the backoff between attempts.
+func (b *ExternalBrokerClient) Start(ctx context.Context) error { return b.client().Start(ctx) }
 
-// options builds the paho options from the config.
-func (b *ExternalBrokerClient) options() *paho.ClientOptions {
-	o := paho.NewClientOptions().
-		AddBroker(b.config.BrokerURL).
-		SetClientID(b.clientID).
-		SetUsername(b.config.Username).
-		SetPassword(b.config.Password).
-		SetCleanSession(b.config.CleanSession).
-		SetAutoReconnect(true).
-		SetConnectRetry(false).
-		// Subscriptions are restored by onConnect (paho's ResumeSubs only
-		// replays SUBSCRIBE packets it persisted).
-		SetResumeSubs(false).
-		// Order matters (paho's default): messages are handed to deliver one
-		// at a time on paho's router goroutine, so each client's requests
-		// reach the handler in the order the broker sent them. This is safe
-		// because nothing on that goroutine blocks: the handler's callback
-		// only queues the request (answering "overloaded" when the client's
-		// queue is full) and never waits for a publish.
-		SetOrderMatters(true).
-		SetDefaultPublishHandler(b.deliver).
-		SetOnConnectHandler(b.onConnect).
-		SetConnectionLostHandler(b.onConnectionLost).
-		SetReconnectingHandler(b.onReconnecting).
-		// Bounds how long Publish may wait for paho's outbound queue, and
-		// each network write.
-		SetWriteTimeout(b.publishTimeout)
-	if b.config.KeepAlive > 0 {
-		o.SetKeepAlive(b.config.KeepAlive)
-	}
-	if b.config.ConnectTimeout > 0 {
-		o.SetConnectTimeout(b.config.ConnectTimeout)
-	}
-	if b.config.ReconnectDelay > 0 {
-		o.SetMaxReconnectInterval(b.config.ReconnectDelay)
-	}
-	if b.config.TLSConfig != nil {
-		o.SetTLSConfig(b.config.TLSConfig)
-	}
-	return o
-}
+// Stop disconnects from the broker, waiting briefly for work in flight.
+// Calling it again, or before Start, is safe.
+func (b *ExternalBrokerClient) Stop(ctx context.Context) error { return b.client().Stop(ctx) }
 
-// onConnect runs (in its own goroutine) after every successful connect and
-// subscribes to the remembered filters again.
-func (b *ExternalBrokerClient) onConnect(c paho.Client) {
-	b.reconnects.Store(0)
-	b.subMu.Lock()
-	filters := make(map[string]byte, len(b.subs))
-	for f, s := range b.subs {
-		filters[f] = s.qos
-	}
-	b.subMu.Unlock()
-	if len(filters) == 0 {
-		return
-	}
-	tok := c.SubscribeMultiple(filters, nil)
-	if !tok.WaitTimeout(b.subscribeTimeout()) {
-		b.logger.Warn("resubscribe after reconnect not acknowledged in time", "url", b.config.BrokerURL)
-		return
-	}
-	if err := subscribeError(tok); err != nil {
-		b.logger.Error("resubscribe after reconnect failed", "url", b.config.BrokerURL, "error", err)
-		return
-	}
-	b.logger.Info("reconnected to external MQTT broker", "url", b.config.BrokerURL, "subscriptions", len(filters))
-}
-
-// onConnectionLost logs a lost connection; paho reconnects on its own.
-func (b *ExternalBrokerClient) onConnectionLost(_ paho.Client, err error) {
-	b.logger.Warn("connection to external MQTT broker lost", "url", b.config.BrokerURL, "error", err)
-}
-
-// onReconnecting runs before every reconnect attempt and enforces
-// MaxReconnect.
-func (b *ExternalBrokerClient) onReconnecting(c paho.Client, _ *paho.ClientOptions) {
-	n := b.reconnects.Add(1)
-	limit := int64(b.config.MaxReconnect)
-	if limit <= 0 || n <= limit {
-		b.logger.Debug("reconnecting to external MQTT broker", "url", b.config.BrokerURL, "attempt", n)
-		return
-	}
-	if b.gaveUp.CompareAndSwap(false, true) {
-		b.logger.Error("giving up reconnecting to external MQTT broker", "url", b.config.BrokerURL, "attempts", limit)
-		// Disconnect waits for the reconnect loop (this goroutine) to see
-		// the status change, so it must not run here.
-		go c.Disconnect(0)
-	}
-}
-
-// deliver is paho's default publish handler: every message arrives here,
-// one at a time, on paho's router goroutine. It calls the callback of each
-// remembered subscription whose filter matches; a message no subscription
-// matches is kept (bounded) until a matching Subscribe. subMu is held while
-// callbacks run so that kept messages and new ones are delivered in order.
-func (b *ExternalBrokerClient) deliver(_ paho.Client, m paho.Message) {
-	b.subMu.Lock()
-	defer b.subMu.Unlock()
-	matched := false
-	for filter, s := range b.subs {
-		if topicMatchesFilter(filter, m.Topic()) {
-			matched = true
-			s.cb(m.Topic(), m.Payload())
-		}
-	}
-	if matched {
-		return
-	}
-	if len(b.pending) >= externalPendingMax {
-		b.logger.Debug("dropping unrouted message", "topic", b.pending[0].Topic())
-		b.pending[0] = nil
-		b.pending = b.pending[1:]
-	}
-	b.pending = append(b.pending, m)
+// Publish hands payload for topic to paho and returns without waiting for
+// the broker's acknowledgement; when the connection is down it fails at
+// once with ErrNotConnected. Later failures are logged.
+func (b *ExternalBrokerClient) Publish(topic string, qos byte, payload []byte) error {
+	return b.client().Publish(topic, qos, payload)
 }
 
 // Subscribe subscribes to topicFilter and routes matching messages to
-// callback, in arrival order, on paho's router goroutine (callback must
-// not block). The subscription is restored after every reconnect. Messages
-// that arrived before Subscribe for this filter are delivered first.
+// callback, in arrival order, on paho's router goroutine (callback must not
+// block). The subscription is restored after every reconnect.
 func (b *ExternalBrokerClient) Subscribe(topicFilter string, qos byte, callback MessageCallback) error {
 	if callback == nil {
 		return fmt.Errorf("mqttspec: external broker: subscribe %s: nil callback", topicFilter)
 	}
-	c := b.pahoClient()
-	if c == nil {
-		return fmt.Errorf("mqttspec: external broker: subscribe %s: %w", topicFilter, ErrNotConnected)
-	}
-	b.subMu.Lock()
-	b.subs[topicFilter] = &externalSub{qos: qos, cb: callback}
-	kept := b.pending[:0]
-	for _, m := range b.pending {
-		if topicMatchesFilter(topicFilter, m.Topic()) {
-			callback(m.Topic(), m.Payload())
-		} else {
-			kept = append(kept, m)
-		}
-	}
-	clear(b.pending[len(kept):])
-	b.pending = kept
-	b.subMu.Unlock()
-
-	tok := c.Subscribe(topicFilter, qos, nil) // nil: messages go to deliver
-	err := errors.New("not acknowledged in time")
-	if tok.WaitTimeout(b.subscribeTimeout()) {
-		err = subscribeError(tok)
-	}
-	if err != nil {
-		b.subMu.Lock()
-		delete(b.subs, topicFilter)
-		b.subMu.Unlock()
-		return fmt.Errorf("mqttspec: external broker %s: subscribe %s: %w", b.config.BrokerURL, topicFilter, err)
-	}
-	return nil
+	return b.client().Subscribe(topicFilter, qos, callbackHandler(callback))
 }
 
-// subscribeError returns the error of a finished subscribe token, including
-// a refusal in the SUBACK.
-func subscribeError(tok paho.Token) error {
-	if err := tok.Error(); err != nil {
-		return err
-	}
-	if st, ok := tok.(*paho.SubscribeToken); ok {
-		for filter, code := range st.Result() {
-			if code == 0x80 {
-				return fmt.Errorf("broker refused the subscription to %s", filter)
-			}
-		}
-	}
-	return nil
-}
-
-func (b *ExternalBrokerClient) subscribeTimeout() time.Duration {
-	if b.config.ConnectTimeout > 0 {
-		return b.config.ConnectTimeout
-	}
-	return DefaultConnectTimeout
-}
-
-// Unsubscribe forgets topicFilter and unsubscribes from it. Messages
-// already on their way are no longer delivered to the callback.
+// Unsubscribe forgets topicFilter and unsubscribes from it.
 func (b *ExternalBrokerClient) Unsubscribe(topicFilter string) error {
-	b.subMu.Lock()
-	_, ok := b.subs[topicFilter]
-	delete(b.subs, topicFilter)
-	b.subMu.Unlock()
-	c := b.pahoClient()
-	if !ok || c == nil || !c.IsConnectionOpen() {
-		return nil // a new session will not have it
-	}
-	tok := c.Unsubscribe(topicFilter)
-	if !tok.WaitTimeout(b.subscribeTimeout()) {
-		return fmt.Errorf("mqttspec: external broker %s: unsubscribe %s: not acknowledged in time", b.config.BrokerURL, topicFilter)
-	}
-	if err := tok.Error(); err != nil {
-		return fmt.Errorf("mqttspec: external broker %s: unsubscribe %s: %w", b.config.BrokerURL, topicFilter, err)
-	}
-	return nil
-}
-
-// Publish hands payload for topic to paho and returns without waiting for
-// the broker's acknowledgement: waiting would serialise the callers on
-// broker round trips, and paho keeps the publish order of one connection
-// anyway. When the connection is down it fails at once with
-// ErrNotConnected. Later failures (no acknowledgement within the handler's
-// publish timeout, connection lost) are logged by one watcher goroutine
-// that checks the tokens in publish order, so there is no goroutine per
-// message.
-func (b *ExternalBrokerClient) Publish(topic string, qos byte, payload []byte) error {
-	b.mu.Lock()
-	c, watch := b.client, b.watch
-	running := b.state == externalRunning
-	b.mu.Unlock()
-	if !running || !c.IsConnectionOpen() {
-		return fmt.Errorf("mqttspec: external broker: publish %s: %w", topic, ErrNotConnected)
-	}
-	tok := c.Publish(topic, qos, false, payload)
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("mqttspec: external broker: publish %s: %w", topic, err)
-		}
-		return nil
-	default:
-	}
-	select {
-	case watch <- externalPublish{tok: tok, topic: topic, deadline: time.Now().Add(b.publishTimeout)}:
-	default:
-		b.logger.Debug("publish watcher is behind; not checking this publish", "topic", topic)
-	}
-	return nil
-}
-
-// watchPublishes logs publishes that fail or are not acknowledged in time.
-// Tokens arrive in publish order with increasing deadlines, so waiting for
-// each in turn never waits longer than the publish timeout past the last.
-func (b *ExternalBrokerClient) watchPublishes(watch <-chan externalPublish, done <-chan struct{}) {
-	for {
-		var p externalPublish
-		select {
-		case <-done:
-			return
-		case p = <-watch:
-		}
-		if wait := time.Until(p.deadline); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-p.tok.Done():
-			case <-t.C:
-			case <-done:
-				t.Stop()
-				return
-			}
-			t.Stop()
-		}
-		select {
-		case <-p.tok.Done():
-			if err := p.tok.Error(); err != nil {
-				b.logger.Warn("publish to external broker failed", "topic", p.topic, "error", err)
-			}
-		default:
-			b.logger.Warn("publish to external broker not acknowledged in time", "topic", p.topic, "timeout", b.publishTimeout)
-		}
-	}
-}
-
-// Stop disconnects from the broker, waiting briefly (at most 250ms, and
-// never past ctx) for work in flight. Calling it again, or before Start,
-// is safe.
-func (b *ExternalBrokerClient) Stop(ctx context.Context) error {
-	b.mu.Lock()
-	prev := b.state
-	b.state = externalStopped
-	c := b.client
-	if prev == externalRunning {
-		close(b.done)
-	}
-	b.mu.Unlock()
-	if prev != externalRunning {
-		return nil
-	}
-	quiesce := externalQuiesce
-	if dl, ok := ctx.Deadline(); ok {
-		quiesce = max(min(quiesce, time.Until(dl)), 0)
-	}
-	c.Disconnect(uint(quiesce / time.Millisecond))
-	b.subMu.Lock()
-	clear(b.pending)
-	b.pending = nil
-	b.subMu.Unlock()
-	b.logger.Info("disconnected from external MQTT broker", "url", b.config.BrokerURL)
-	return nil
+	return b.client().Unsubscribe(topicFilter)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/internal/broker/paho"
 	"github.com/mqttspec/mqttspec/query"
 )
 
@@ -45,7 +46,7 @@ var (
 	// ErrNoDatabase is returned when a constructor gets a nil database.
 	ErrNoDatabase = errors.New("mqttspec: nil database")
 	// ErrNotConnected is returned when the external broker connection is down.
-	ErrNotConnected = errors.New("mqttspec: not connected to broker")
+	ErrNotConnected = paho.ErrNotConnected
 	// ErrForbidden is a hook error that answers with code "forbidden".
 	ErrForbidden = errors.New("forbidden")
 )

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/internal/broker"
 )
 
 // Handler serves database operations and change subscriptions over MQTT.
@@ -34,11 +35,17 @@ type Handler struct {
 
 	mu       sync.Mutex // guards state changes (Start, Shutdown)
 	state    handlerState
-	broker   BrokerInterface
+	broker   BrokerInterface // the API view of the edge (Broker)
 	dispatch *dispatcher
-	// live is the started broker, read without mu by the request path so
+	// live is the started edge, read without mu by the request path so
 	// that Shutdown can wait for running requests while holding mu.
-	live atomic.Pointer[BrokerInterface]
+	live atomic.Pointer[liveTransport]
+}
+
+// liveTransport is the started edge and what it provides.
+type liveTransport struct {
+	t        transport
+	features broker.Features
 }
 
 type handlerState int
@@ -136,10 +143,12 @@ func (h *Handler) Config() Config { return *h.config }
 // Server() is the Mochi server, for adding hooks or listeners) or an
 // *ExternalBrokerClient. It is nil before Start.
 func (h *Handler) Broker() BrokerInterface {
-	if b := h.live.Load(); b != nil {
-		return *b
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state != stateRunning {
+		return nil
 	}
-	return nil
+	return h.broker
 }
 
 // Clients returns the registry of known MQTT clients.
@@ -176,22 +185,25 @@ func (h *Handler) Start() error {
 	if err := h.catalog.describeAll(); err != nil {
 		return err
 	}
-	b := h.newBroker()
+	b, t := h.newBroker()
 	ctx, cancel := context.WithTimeout(h.ctx, h.config.Timeouts.Connect)
 	defer cancel()
-	if err := b.Start(ctx); err != nil {
+	if err := t.Start(ctx); err != nil {
 		return fmt.Errorf("mqttspec: start %s broker: %w", h.config.BrokerMode, err)
 	}
 	h.dispatch = newDispatcher(h.config.Limits.MaxConcurrency, h.config.Limits.MaxPendingPerClient)
-	h.live.Store(&b)
-	if err := b.Subscribe(h.requestFilter(), h.config.QoS.Request, h.onRequest); err != nil {
-		_ = b.Stop(context.Background())
+	live := &liveTransport{t: t, features: t.Features()}
+	h.live.Store(live)
+	if err := t.Subscribe(h.requestFilter(), h.config.QoS.Request, h.onRequest); err != nil {
+		_ = t.Stop(context.Background())
 		h.live.Store(nil)
 		return fmt.Errorf("mqttspec: subscribe %s: %w", h.requestFilter(), err)
 	}
 	h.broker = b
 	h.state = stateRunning
-	h.startSessionKeeping()
+	if !live.features.ConnectEvents {
+		h.forgetIdleClients()
+	}
 	h.logger.Info("mqttspec started", "mode", h.config.BrokerMode, "requests", h.requestFilter())
 	return nil
 }
@@ -209,7 +221,8 @@ func (h *Handler) Shutdown() error {
 	}
 	h.state = stateStopped
 	var errs []error
-	if err := h.broker.Unsubscribe(h.requestFilter()); err != nil {
+	t := h.live.Load().t
+	if err := t.Unsubscribe(h.requestFilter()); err != nil {
 		errs = append(errs, fmt.Errorf("unsubscribe requests: %w", err))
 	}
 	drained := make(chan struct{})
@@ -222,7 +235,7 @@ func (h *Handler) Shutdown() error {
 		errs = append(errs, fmt.Errorf("requests still running after %s", h.config.Timeouts.Disconnect))
 	}
 	h.cancel() // aborts database work still running
-	if err := h.broker.Stop(ctx); err != nil {
+	if err := t.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop broker: %w", err))
 	}
 	h.clients.Shutdown()

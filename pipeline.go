@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/mqttspec/mqttspec/adapters"
+	"github.com/mqttspec/mqttspec/internal/broker"
 	"github.com/mqttspec/mqttspec/query"
 )
 
@@ -49,32 +50,47 @@ type request struct {
 	values map[*query.Column]any // inData: typed column values
 }
 
-// onRequest is the broker callback for {prefix}/+/request. It queues the
-// message on its client's queue; the embedded broker waits for room (the
-// client's reads pause), the external one answers "overloaded".
-func (h *Handler) onRequest(topic string, payload []byte) {
-	clientID, ok := h.clientIDFromRequestTopic(topic)
+// onRequest is the edge's handler for {prefix}/+/request. It queues the
+// message on its client's queue. The client is the connection that
+// published it when the edge can tell (the embedded broker), fixed now and
+// not looked up again later. Where the edge has backpressure, a full queue
+// makes the call wait (the client's reads pause); elsewhere the client is
+// answered "overloaded".
+func (h *Handler) onRequest(m broker.Message) {
+	clientID, ok := h.clientIDFromRequestTopic(m.Topic)
 	if !ok {
-		h.logger.Debug("ignoring message on malformed request topic", "topic", topic)
+		h.logger.Debug("ignoring message on malformed request topic", "topic", m.Topic)
 		return
 	}
-	payload = append([]byte(nil), payload...)
-	wait := h.config.BrokerMode == BrokerModeEmbedded
-	if !h.dispatch.submit(clientID, func() { h.serve(clientID, payload) }, wait) {
-		// Answered off the broker's delivery goroutine, which must not block.
+	features := h.live.Load().features
+	var sender *Client
+	if features.VerifiedSender {
+		if sender, ok = m.Sender.(*Client); !ok || sender.ID != clientID {
+			h.logger.Warn("dropped a request without a verified sender", "topic", m.Topic)
+			return
+		}
+	}
+	payload := append([]byte(nil), m.Payload...)
+	if !h.dispatch.submit(clientID, func() { h.serve(clientID, sender, payload) }, features.Backpressure) {
+		// Answered off the edge's delivery goroutine, which must not block.
 		go h.respond(clientID, NewErrorResponse(requestID(payload), CodeOverloaded,
 			"too many requests pending for this client; retry later"))
 	}
 }
 
-// serve runs one request from its payload to its published answer.
-func (h *Handler) serve(clientID string, payload []byte) {
+// serve runs one request from its payload to its published answer, as
+// sender (nil: the client known by clientID, registered at its first
+// request when the edge reports no connections).
+func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
 	ctx, cancel := context.WithTimeout(h.ctx, h.config.Timeouts.Request)
 	defer cancel()
-	client, err := h.clientFor(clientID)
-	if err != nil {
-		h.respond(clientID, h.errorResponse(requestID(payload), err))
-		return
+	client := sender
+	if client == nil {
+		var err error
+		if client, err = h.clientFor(clientID); err != nil {
+			h.respond(clientID, h.errorResponse(requestID(payload), err))
+			return
+		}
 	}
 	resp, res := h.handle(ctx, client, payload)
 	h.respond(clientID, resp)
@@ -270,11 +286,11 @@ func (h *Handler) respond(clientID string, resp *ResponseMessage) {
 }
 
 func (h *Handler) publish(topic string, qos byte, payload []byte) {
-	b := h.live.Load()
-	if b == nil {
+	live := h.live.Load()
+	if live == nil {
 		return
 	}
-	if err := (*b).Publish(topic, qos, payload); err != nil {
+	if err := live.t.Publish(topic, qos, payload); err != nil {
 		h.logger.Warn("publish failed", "topic", topic, "error", err)
 	}
 }

@@ -3,25 +3,57 @@ package mqttspec
 import (
 	"fmt"
 	"time"
+
+	"github.com/mqttspec/mqttspec/internal/broker"
 )
 
 // The core's side of the broker's connection events: which clients exist,
 // what their hooks decided, and what happens to their subscriptions when
 // they leave.
 
-// authenticate implements brokerEvents: it checks the client id, the
-// credentials (EnableAuth) and the BeforeConnect hooks, and registers the
-// client. A client that reconnects with a kept session (clean session
-// false on both connections) takes over the previous connection's
-// subscriptions.
-func (h *Handler) authenticate(info ConnectInfo) (*Client, error) {
-	if !validClientID(info.ClientID) {
-		return nil, fmt.Errorf("mqttspec: client id %q must be non-empty and contain no '/', '+' or '#'", info.ClientID)
-	}
-	if h.config.Broker.EnableAuth && h.config.BrokerMode == BrokerModeEmbedded {
+// sessionEvents is how an edge with connection events reaches the core;
+// the Session of a connection is its *Client.
+type sessionEvents struct{ h *Handler }
+
+// Authenticate checks the credentials (EnableAuth) of a CONNECT, then
+// admits the client.
+func (e sessionEvents) Authenticate(info broker.ConnectInfo) (broker.Session, error) {
+	h := e.h
+	if h.config.Broker.EnableAuth {
 		if fn := h.config.Auth.ValidateCredentials; fn == nil || !fn(info.Username, string(info.Password)) {
 			return nil, fmt.Errorf("mqttspec: bad credentials for client %q", info.ClientID)
 		}
+	}
+	c, err := h.admit(info)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connected runs the AfterConnect hooks.
+func (e sessionEvents) Connected(s broker.Session) { e.h.connected(s.(*Client)) }
+
+// Disconnected runs the disconnect hooks and drops what the session leaves.
+func (e sessionEvents) Disconnected(s broker.Session, cause error, sessionKept bool) {
+	e.h.disconnected(s.(*Client), cause, sessionKept)
+}
+
+// SessionExpired forgets a kept session that the broker discarded.
+func (e sessionEvents) SessionExpired(clientID string) { e.h.sessionExpired(clientID) }
+
+// Dropped logs a message the broker could not deliver.
+func (e sessionEvents) Dropped(clientID, topic string) {
+	e.h.logger.Warn("broker dropped a message for a slow client", "client", clientID, "topic", topic)
+}
+
+// admit checks the client id and the BeforeConnect hooks, and registers
+// the client. A client that reconnects with a kept session (clean session
+// false on both connections) takes over the previous connection's
+// subscriptions.
+func (h *Handler) admit(info broker.ConnectInfo) (*Client, error) {
+	if !validClientID(info.ClientID) {
+		return nil, fmt.Errorf("mqttspec: client id %q must be non-empty and contain no '/', '+' or '#'", info.ClientID)
 	}
 	c := NewClient(info.ClientID, info.Username, h)
 	c.password = append([]byte(nil), info.Password...)
@@ -45,14 +77,14 @@ func (h *Handler) authenticate(info ConnectInfo) (*Client, error) {
 	return c, nil
 }
 
-// connected implements brokerEvents: the session of c is established.
+// connected runs the AfterConnect hooks: the session of c is established.
 func (h *Handler) connected(c *Client) {
 	if err := h.hooks.Execute(AfterConnect, h.connHookContext(c)); err != nil {
 		h.logger.Warn("AfterConnect hook failed", "client", c.ID, "error", err)
 	}
 }
 
-// disconnected implements brokerEvents. A client whose session the broker
+// disconnected runs the disconnect hooks. A client whose session the broker
 // keeps (clean session false) keeps its subscriptions; notifications for
 // it are queued by the broker until it returns or the session expires.
 func (h *Handler) disconnected(c *Client, cause error, sessionKept bool) {
@@ -70,17 +102,12 @@ func (h *Handler) disconnected(c *Client, cause error, sessionKept bool) {
 	}
 }
 
-// sessionExpired implements brokerEvents.
+// sessionExpired drops the subscriptions of a discarded session.
 func (h *Handler) sessionExpired(clientID string) {
 	if c, ok := h.clients.GetClient(clientID); ok {
 		h.dropSubscriptions(c)
 		h.clients.Unregister(clientID)
 	}
-}
-
-// publishDropped implements brokerEvents.
-func (h *Handler) publishDropped(clientID, topic string) {
-	h.logger.Warn("broker dropped a message for a slow client", "client", clientID, "topic", topic)
 }
 
 func (h *Handler) connHookContext(c *Client) *HookContext {
@@ -95,20 +122,16 @@ func (h *Handler) dropSubscriptions(c *Client) {
 	}
 }
 
-// clientFor returns the registered client of a request. With the external
-// broker a client is first seen through its requests: it is registered
-// then, after the BeforeConnect hooks accept it.
+// clientFor returns the registered client of a request on an edge that
+// reports no connections (the external broker): a client is first seen
+// through its requests and registered then, after the BeforeConnect hooks
+// accept it.
 func (h *Handler) clientFor(clientID string) (*Client, error) {
 	if c, ok := h.clients.GetClient(clientID); ok {
 		c.lastSeen.Store(time.Now().UnixNano())
 		return c, nil
 	}
-	if h.config.BrokerMode == BrokerModeEmbedded {
-		// Every embedded connection is registered at CONNECT; a missing client
-		// was dropped by a concurrent disconnect.
-		return nil, NewError(CodeForbidden, "client is not connected")
-	}
-	c, err := h.authenticate(ConnectInfo{ClientID: clientID, CleanSession: true})
+	c, err := h.admit(broker.ConnectInfo{ClientID: clientID, CleanSession: true})
 	if err != nil {
 		return nil, NewError(CodeForbidden, "client refused")
 	}
@@ -117,13 +140,10 @@ func (h *Handler) clientFor(clientID string) (*Client, error) {
 	return c, nil
 }
 
-// startSessionKeeping starts what keeps the client registry bounded when
-// the broker reports no disconnects (external mode): clients without
-// subscriptions are forgotten after LimitConfig.ExternalClientIdle.
-func (h *Handler) startSessionKeeping() {
-	if h.config.BrokerMode != BrokerModeExternal {
-		return
-	}
+// forgetIdleClients keeps the client registry bounded when the edge
+// reports no disconnects (external mode): clients without subscriptions
+// are forgotten after LimitConfig.ExternalClientIdle, until Shutdown.
+func (h *Handler) forgetIdleClients() {
 	idle := h.config.Limits.ExternalClientIdle
 	go func() {
 		t := time.NewTicker(max(idle/4, 10*time.Millisecond))

@@ -1,86 +1,45 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttspec/mqttspec"
+	"github.com/mqttspec/mqttspec/internal/mqtttest"
 )
 
 var secret = []byte("test-secret")
-
-type client struct {
-	t         *testing.T
-	id        string
-	c         mqtt.Client
-	responses chan map[string]any
-	notes     chan map[string]any
-	n         atomic.Int64
-}
 
 func token(tenant, user string, roles ...string) string {
 	return SignToken(secret, Claims{TenantID: tenant, UserID: user, Roles: roles, Expires: time.Now().Add(time.Hour).Unix()})
 }
 
-func dial(t *testing.T, url, id, username string) (*client, error) {
-	cl := &client{t: t, id: id, responses: make(chan map[string]any, 100), notes: make(chan map[string]any, 100)}
-	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(id).SetUsername(username).
-		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
-	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-		var msg map[string]any
-		if json.Unmarshal(m.Payload(), &msg) != nil {
-			return
-		}
-		if msg["type"] == "notification" {
-			cl.notes <- msg
-		} else {
-			cl.responses <- msg
-		}
-	})
-	cl.c = mqtt.NewClient(o)
-	tok := cl.c.Connect()
-	if !tok.WaitTimeout(5 * time.Second) {
-		return nil, fmt.Errorf("connect timeout")
+// dial connects a protocol client with the token as its MQTT username.
+func dial(t *testing.T, url, id, username string) (*mqtttest.Client, error) {
+	c, err := mqtttest.Dial(t, url, id, mqtttest.Credentials(username, ""))
+	if err != nil {
+		return nil, err
 	}
-	if tok.Error() != nil {
-		return nil, tok.Error()
-	}
-	t.Cleanup(func() { cl.c.Disconnect(20) })
-	sub := cl.c.SubscribeMultiple(map[string]byte{"spec/" + id + "/response": 1, "spec/" + id + "/notify/+": 1}, nil)
-	require.True(t, sub.WaitTimeout(5*time.Second))
-	require.NoError(t, sub.Error())
-	return cl, nil
+	c.Subscribe("spec/"+id+"/response", "spec/"+id+"/notify/+")
+	return c, nil
 }
 
-func (cl *client) do(op string, fields map[string]any) map[string]any {
-	cl.t.Helper()
-	msg := map[string]any{"id": fmt.Sprint(cl.id, "-", cl.n.Add(1)), "type": "request", "operation": op, "schema": "shop", "entity": "orders"}
+// do sends op on shop.orders with fields and waits for the answer.
+func do(c *mqtttest.Client, op string, fields map[string]any) map[string]any {
+	msg := map[string]any{"type": "request", "operation": op, "schema": "shop", "entity": "orders"}
 	if op == "subscribe" {
 		msg["type"] = "subscription"
 	}
 	for k, v := range fields {
 		msg[k] = v
 	}
-	raw, _ := json.Marshal(msg)
-	tok := cl.c.Publish("spec/"+cl.id+"/request", 1, false, raw)
-	require.True(cl.t, tok.WaitTimeout(5*time.Second))
-	select {
-	case r := <-cl.responses:
-		require.Equal(cl.t, msg["id"], r["id"])
-		return r
-	case <-time.After(5 * time.Second):
-		cl.t.Fatalf("%s: no response to %v", cl.id, msg)
-		return nil
-	}
+	return c.Request(msg)
 }
 
 func code(r map[string]any) string {
@@ -111,46 +70,41 @@ func TestTenantsCannotCross(t *testing.T) {
 	require.NoError(t, err)
 
 	// Bob watches everything he may see.
-	sub := bob.do("subscribe", nil)
+	sub := do(bob, "subscribe", nil)
 	require.Equal(t, true, sub["success"], "%v", sub)
 
 	// Alice creates an order and claims it for globex: the tenant comes from her token.
-	r := alice.do("create", map[string]any{"data": map[string]any{"item": "anvil", "amount": 10, "tenant_id": "globex"}})
+	r := do(alice, "create", map[string]any{"data": map[string]any{"item": "anvil", "amount": 10, "tenant_id": "globex"}})
 	require.Equal(t, true, r["success"], "%v", r)
 	order := r["data"].(map[string]any)
 	require.Equal(t, "acme", order["tenant_id"])
 	id := fmt.Sprint(order["id"])
 
 	// Bob cannot read, update or delete it, not even by id or with an OR filter.
-	require.Equal(t, "not_found", code(bob.do("read", map[string]any{"record_id": id})))
-	list := bob.do("read", map[string]any{"options": map[string]any{"filters": []any{
+	require.Equal(t, "not_found", code(do(bob, "read", map[string]any{"record_id": id})))
+	list := do(bob, "read", map[string]any{"options": map[string]any{"filters": []any{
 		map[string]any{"column": "id", "operator": "eq", "value": id},
 		map[string]any{"column": "id", "operator": "gt", "value": 0, "logic_operator": "OR"},
 	}}})
 	require.Equal(t, []any{}, list["data"])
-	require.Equal(t, "not_found", code(bob.do("update", map[string]any{"record_id": id, "data": map[string]any{"status": "stolen"}})))
-	require.Equal(t, "not_found", code(bob.do("delete", map[string]any{"record_id": id})))
+	require.Equal(t, "not_found", code(do(bob, "update", map[string]any{"record_id": id, "data": map[string]any{"status": "stolen"}})))
+	require.Equal(t, "not_found", code(do(bob, "delete", map[string]any{"record_id": id})))
 
 	// Alice cannot move her order to another tenant.
-	require.Equal(t, "forbidden", code(alice.do("update", map[string]any{"record_id": id, "data": map[string]any{"tenant_id": "globex"}})))
+	require.Equal(t, "forbidden", code(do(alice, "update", map[string]any{"record_id": id, "data": map[string]any{"tenant_id": "globex"}})))
 
 	// RBAC: carol (same tenant, no admin role) cannot delete; nothing changes.
-	require.Equal(t, "forbidden", code(carol.do("delete", map[string]any{"record_id": id})))
-	r = alice.do("read", map[string]any{"record_id": id})
+	require.Equal(t, "forbidden", code(do(carol, "delete", map[string]any{"record_id": id})))
+	r = do(alice, "read", map[string]any{"record_id": id})
 	require.Equal(t, true, r["success"])
 	require.Equal(t, "open", r["data"].(map[string]any)["status"])
 
 	// Bob's own order notifies him; alice's changes never did.
-	require.Equal(t, true, bob.do("create", map[string]any{"data": map[string]any{"item": "rocket", "amount": 1}})["success"])
-	n := <-bob.notes
+	require.Equal(t, true, do(bob, "create", map[string]any{"data": map[string]any{"item": "rocket", "amount": 1}})["success"])
+	n := bob.NextNote()
 	require.Equal(t, "rocket", n["data"].(map[string]any)["item"])
-	require.Equal(t, true, alice.do("delete", map[string]any{"record_id": id})["success"])
-	bob.do("read", nil) // a round trip after alice's delete: any notification would be queued already
-	select {
-	case n := <-bob.notes:
-		t.Fatalf("bob was notified about another tenant's order: %v", n)
-	default:
-	}
+	require.Equal(t, true, do(alice, "delete", map[string]any{"record_id": id})["success"])
+	bob.NoNote(alice) // a round trip after alice's delete: any notification would be queued already
 }
 
 func TestTokens(t *testing.T) {

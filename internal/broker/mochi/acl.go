@@ -1,4 +1,4 @@
-package mqttspec
+package mochi
 
 import "strings"
 
@@ -12,7 +12,7 @@ import "strings"
 // are left alone, so the broker can carry other traffic.
 //
 // These functions are pure so that they can be tested exhaustively; the
-// Mochi hook in broker_embedded.go applies them.
+// Mochi hook (hook.go) applies them.
 
 // aclAllowsPublish reports whether the client clientID may publish to topic.
 func aclAllowsPublish(prefix, clientID, topic string) bool {
@@ -109,32 +109,14 @@ func splitTopic(s string) []string {
 	return strings.Split(s, "/")
 }
 
-// topicMatchesFilter reports whether the topic name matches the MQTT filter
-// ('+' one level, '#' the rest including the parent level). A $share/{group}/
-// filter is matched by its inner filter, and wildcards at the first level do
-// not match a topic that starts with '$'.
-func topicMatchesFilter(filter, topic string) bool {
-	f := splitTopic(filter)
-	if len(f) >= 3 && strings.EqualFold(f[0], "$share") {
-		f = f[2:]
+// senderOwnsTopic reports whether clientID may have published topic: a
+// topic {prefix}/{id}/request only by client {id}; other topics pass. The
+// ACL hook already refuses other publishes; the check is defence in depth
+// for a user hook that allows more (Mochi ORs the hooks' answers).
+func senderOwnsTopic(prefix, clientID, topic string) bool {
+	p, t := splitTopic(prefix), splitTopic(topic)
+	if !aclUnderPrefix(p, t) || len(t) != len(p)+2 || t[len(t)-1] != "request" {
+		return true
 	}
-	t := splitTopic(topic)
-	for i, level := range f {
-		if level == "#" {
-			return i > 0 || !strings.HasPrefix(topic, "$")
-		}
-		if i >= len(t) {
-			return false
-		}
-		if level == "+" {
-			if i == 0 && strings.HasPrefix(t[0], "$") {
-				return false
-			}
-			continue
-		}
-		if level != t[i] {
-			return false
-		}
-	}
-	return len(f) == len(t)
+	return t[len(p)] == clientID
 }

@@ -1,53 +1,54 @@
-package mqttspec
+package paho
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mqttspec/mqttspec/internal/broker"
+	"github.com/mqttspec/mqttspec/internal/mqtttest"
 	"github.com/mqttspec/mqttspec/internal/testbroker"
 )
 
-// brokerTestExternal starts an ExternalBrokerClient for url and stops it
-// when the test ends; mutate adjusts the config.
-func brokerTestExternal(t testing.TB, url string, mutate func(*ExternalBrokerConfig)) *ExternalBrokerClient {
+// brokerTestExternal starts a Client for url and stops it when the test
+// ends; mutate adjusts the config.
+func brokerTestExternal(t testing.TB, url string, mutate func(*Config)) *Client {
 	t.Helper()
-	cfg := ExternalBrokerConfig{
+	cfg := Config{
 		BrokerURL:      url,
 		CleanSession:   true,
 		KeepAlive:      30 * time.Second,
-		ConnectTimeout: brokerTestWait,
+		ConnectTimeout: mqtttest.Wait,
 		ReconnectDelay: 100 * time.Millisecond,
 	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	b := NewExternalBrokerClient(cfg, NewClientManager(context.Background()))
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTestWait)
+	b := New(cfg, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), mqtttest.Wait)
 	defer cancel()
 	require.NoError(t, b.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, b.Stop(context.Background())) })
 	return b
 }
 
-// brokerTestEventually polls cond until it holds or brokerTestWait passes.
-func brokerTestEventually(t testing.TB, cond func() bool, what string) {
+// brokerTestCallback subscribes a channel-backed handler to filter.
+func brokerTestCallback(t testing.TB, b *Client, filter string) chan mqtttest.Msg {
 	t.Helper()
-	deadline := time.Now().Add(2 * brokerTestWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
+	ch := make(chan mqtttest.Msg, 1000)
+	require.NoError(t, b.Subscribe(filter, 1, func(m broker.Message) {
+		ch <- mqtttest.Msg{Topic: m.Topic, Payload: string(m.Payload)}
+	}))
+	return ch
 }
 
 func TestExternalBrokerRoundTrip(t *testing.T) {
@@ -58,19 +59,19 @@ func TestExternalBrokerRoundTrip(t *testing.T) {
 	require.True(t, strings.HasPrefix(b.ClientID(), "mqttspec-"), b.ClientID())
 	requests := brokerTestCallback(t, b, "spec/+/request")
 
-	a := brokerTestMustConnect(t, url, "A")
-	require.Equal(t, byte(1), brokerTestSubscribe(t, a, "spec/A/response", 1))
-	require.NoError(t, brokerTestDone(t, a.Publish("spec/A/request", 1, false, "hello")))
-	require.Equal(t, brokerTestMessage{"spec/A/request", "hello"}, brokerTestRecv(t, requests, "request"))
+	a := mqtttest.MustDialRaw(t, url, "A")
+	require.Equal(t, byte(1), a.SubscribeCode("spec/A/response", 1))
+	require.NoError(t, a.Publish("spec/A/request", 1, "hello"))
+	require.Equal(t, mqtttest.Msg{Topic: "spec/A/request", Payload: "hello"}, mqtttest.Recv(t, requests, "request"))
 
 	require.NoError(t, b.Publish("spec/A/response", 1, []byte("world")))
-	require.Equal(t, brokerTestMessage{"spec/A/response", "world"}, brokerTestRecv(t, a.msgs, "response"))
+	require.Equal(t, mqtttest.Msg{Topic: "spec/A/response", Payload: "world"}, mqtttest.Recv(t, a.Msgs, "response"))
 
 	require.NoError(t, b.Unsubscribe("spec/+/request"))
-	require.NoError(t, brokerTestDone(t, a.Publish("spec/A/request", 1, false, "after unsubscribe")))
+	require.NoError(t, a.Publish("spec/A/request", 1, "after unsubscribe"))
 	require.NoError(t, b.Publish("spec/A/response", 1, []byte("marker")))
-	require.Equal(t, brokerTestMessage{"spec/A/response", "marker"}, brokerTestRecv(t, a.msgs, "marker"))
-	brokerTestNothing(t, requests, "request after Unsubscribe")
+	require.Equal(t, mqtttest.Msg{Topic: "spec/A/response", Payload: "marker"}, mqtttest.Recv(t, a.Msgs, "marker"))
+	mqtttest.Nothing(t, requests, "request after Unsubscribe")
 }
 
 func TestExternalBrokerResubscribesAfterRestart(t *testing.T) {
@@ -79,25 +80,25 @@ func TestExternalBrokerResubscribesAfterRestart(t *testing.T) {
 	requests := brokerTestCallback(t, b, "spec/+/request")
 
 	mosq.Stop()
-	brokerTestEventually(t, func() bool { return !b.IsConnected() }, "connection loss")
+	mqtttest.Eventually(t, func() bool { return !b.IsConnected() }, "connection loss")
 	require.ErrorIs(t, b.Publish("spec/A/response", 1, []byte("x")), ErrNotConnected)
 	mosq.Start()
-	brokerTestEventually(t, b.IsConnected, "reconnect")
+	mqtttest.Eventually(t, b.IsConnected, "reconnect")
 
 	// The subscription is restored in paho's OnConnect, just after the
 	// connection is up: publish until a request gets through.
-	a := brokerTestMustConnect(t, mosq.URL, "A")
-	deadline := time.Now().Add(2 * brokerTestWait)
-	for n := 0; ; n++ {
-		require.NoError(t, brokerTestDone(t, a.Publish("spec/A/request", 1, false, fmt.Sprint(n))))
+	a := mqtttest.MustDialRaw(t, mosq.URL, "A")
+	n := 0
+	mqtttest.Eventually(t, func() bool {
+		n++
+		require.NoError(t, a.Publish("spec/A/request", 1, fmt.Sprint(n)))
 		select {
 		case got := <-requests:
-			require.Equal(t, "spec/A/request", got.topic)
-			return
+			return got.Topic == "spec/A/request"
 		case <-time.After(50 * time.Millisecond):
+			return false
 		}
-		require.False(t, time.Now().After(deadline), "subscription not restored after the broker restarted")
-	}
+	}, "the subscription is restored after the broker restarted")
 }
 
 func TestExternalBrokerStartFailsOnClosedPort(t *testing.T) {
@@ -106,9 +107,8 @@ func TestExternalBrokerStartFailsOnClosedPort(t *testing.T) {
 	url := "tcp://" + l.Addr().String()
 	require.NoError(t, l.Close())
 
-	b := NewExternalBrokerClient(ExternalBrokerConfig{BrokerURL: url, ConnectTimeout: 2 * time.Second},
-		NewClientManager(context.Background()))
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTestWait)
+	b := New(Config{BrokerURL: url, ConnectTimeout: 2 * time.Second}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), mqtttest.Wait)
 	defer cancel()
 	start := time.Now()
 	err = b.Start(ctx)
@@ -126,8 +126,7 @@ func TestExternalBrokerStartHonoursContext(t *testing.T) {
 	defer silent.Close()
 	url := "tcp://" + silent.Addr().String()
 
-	b := NewExternalBrokerClient(ExternalBrokerConfig{BrokerURL: url, ConnectTimeout: time.Minute},
-		NewClientManager(context.Background()))
+	b := New(Config{BrokerURL: url, ConnectTimeout: time.Minute}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -139,19 +138,17 @@ func TestExternalBrokerStartHonoursContext(t *testing.T) {
 
 func TestExternalBrokerStopIsIdempotent(t *testing.T) {
 	url := testbroker.Mosquitto(t)
-	b := NewExternalBrokerClient(ExternalBrokerConfig{BrokerURL: url, ClientID: "handler-1"},
-		NewClientManager(context.Background()))
+	b := New(Config{BrokerURL: url, ClientID: "handler-1"}, slog.New(slog.DiscardHandler))
 	require.NoError(t, b.Stop(context.Background()), "Stop before Start")
 
-	b = NewExternalBrokerClient(ExternalBrokerConfig{BrokerURL: url, ClientID: "handler-1"},
-		NewClientManager(context.Background()))
+	b = New(Config{BrokerURL: url, ClientID: "handler-1"}, slog.New(slog.DiscardHandler))
 	require.NoError(t, b.Start(context.Background()))
 	require.Equal(t, "handler-1", b.ClientID())
 	require.NoError(t, b.Stop(context.Background()))
 	require.NoError(t, b.Stop(context.Background()))
 	require.False(t, b.IsConnected())
 	require.ErrorIs(t, b.Publish("spec/A/response", 1, []byte("x")), ErrNotConnected)
-	require.Error(t, b.Subscribe("spec/+/request", 1, func(string, []byte) {}))
+	require.Error(t, b.Subscribe("spec/+/request", 1, func(broker.Message) {}))
 	require.NoError(t, b.Unsubscribe("spec/+/request"))
 	require.Error(t, b.Start(context.Background()), "a stopped client does not start again")
 }
@@ -165,12 +162,12 @@ func TestExternalBrokerManyQoS1Requests(t *testing.T) {
 	// "overloaded" path does: Publish must not wait for the broker there.
 	var mu sync.Mutex
 	seen := map[string][]string{}
-	require.NoError(t, b.Subscribe("spec/+/request", 1, func(topic string, payload []byte) {
-		id := strings.Split(topic, "/")[1]
+	require.NoError(t, b.Subscribe("spec/+/request", 1, func(m broker.Message) {
+		id := strings.Split(m.Topic, "/")[1]
 		mu.Lock()
-		seen[id] = append(seen[id], string(payload))
+		seen[id] = append(seen[id], string(m.Payload))
 		mu.Unlock()
-		if err := b.Publish("spec/"+id+"/response", 1, payload); err != nil {
+		if err := b.Publish("spec/"+id+"/response", 1, m.Payload); err != nil {
 			t.Errorf("publish response: %v", err)
 		}
 	}))
@@ -179,29 +176,29 @@ func TestExternalBrokerManyQoS1Requests(t *testing.T) {
 	errs := make(chan error, clients)
 	for c := 0; c < clients; c++ {
 		id := fmt.Sprintf("C%d", c)
-		tc := brokerTestMustConnect(t, url, id)
-		require.Equal(t, byte(1), brokerTestSubscribe(t, tc, "spec/"+id+"/response", 1))
+		tc := mqtttest.MustDialRaw(t, url, id)
+		require.Equal(t, byte(1), tc.SubscribeCode("spec/"+id+"/response", 1))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			toks := make([]paho.Token, 0, perClient)
+			toks := make([]mqtt.Token, 0, perClient)
 			for i := 0; i < perClient; i++ {
-				toks = append(toks, tc.Publish("spec/"+id+"/request", 1, false, fmt.Sprint(i)))
+				toks = append(toks, tc.Client.Publish("spec/"+id+"/request", 1, false, fmt.Sprint(i)))
 			}
 			for _, tok := range toks {
-				if !tok.WaitTimeout(brokerTestWait) || tok.Error() != nil {
+				if !tok.WaitTimeout(mqtttest.Wait) || tok.Error() != nil {
 					errs <- fmt.Errorf("client %s: request not acknowledged: %v", id, tok.Error())
 					return
 				}
 			}
 			for i := 0; i < perClient; i++ {
 				select {
-				case m := <-tc.msgs:
-					if m.payload != fmt.Sprint(i) {
-						errs <- fmt.Errorf("client %s: response %d is %q", id, i, m.payload)
+				case m := <-tc.Msgs:
+					if m.Payload != fmt.Sprint(i) {
+						errs <- fmt.Errorf("client %s: response %d is %q", id, i, m.Payload)
 						return
 					}
-				case <-time.After(brokerTestWait):
+				case <-time.After(mqtttest.Wait):
 					errs <- fmt.Errorf("client %s: only %d of %d responses", id, i, perClient)
 					return
 				}
@@ -227,37 +224,37 @@ func TestExternalBrokerManyQoS1Requests(t *testing.T) {
 
 func TestExternalBrokerDeliversMessagesQueuedBeforeSubscribe(t *testing.T) {
 	url := testbroker.Mosquitto(t)
-	persistent := func(c *ExternalBrokerConfig) { c.ClientID, c.CleanSession = "handler-p", false }
+	persistent := func(c *Config) { c.ClientID, c.CleanSession = "handler-p", false }
 
 	// Create the persistent session with its subscription, then go away.
 	first := brokerTestExternal(t, url, persistent)
 	brokerTestCallback(t, first, "spec/+/request")
 	require.NoError(t, first.Stop(context.Background()))
 
-	a := brokerTestMustConnect(t, url, "A")
+	a := mqtttest.MustDialRaw(t, url, "A")
 	for i := 0; i < 3; i++ {
-		require.NoError(t, brokerTestDone(t, a.Publish("spec/A/request", 1, false, fmt.Sprint(i))))
+		require.NoError(t, a.Publish("spec/A/request", 1, fmt.Sprint(i)))
 	}
 
 	// The broker sends the backlog right after CONNACK, before Subscribe.
 	second := brokerTestExternal(t, url, persistent)
 	requests := brokerTestCallback(t, second, "spec/+/request")
 	for i := 0; i < 3; i++ {
-		require.Equal(t, brokerTestMessage{"spec/A/request", fmt.Sprint(i)}, brokerTestRecv(t, requests, "queued request"))
+		require.Equal(t, mqtttest.Msg{Topic: "spec/A/request", Payload: fmt.Sprint(i)}, mqtttest.Recv(t, requests, "queued request"))
 	}
 }
 
 func TestExternalBrokerGivesUpAfterMaxReconnect(t *testing.T) {
 	mosq := testbroker.NewMosquitto(t, "")
-	b := brokerTestExternal(t, mosq.URL, func(c *ExternalBrokerConfig) {
+	b := brokerTestExternal(t, mosq.URL, func(c *Config) {
 		c.MaxReconnect = 2
 		c.ReconnectDelay = 20 * time.Millisecond
 	})
 	mosq.Stop()
-	brokerTestEventually(t, b.gaveUp.Load, "giving up")
+	mqtttest.Eventually(t, b.gaveUp.Load, "giving up")
 	// paho's IsConnected stays true while it is reconnecting; false means
 	// the reconnect loop has ended.
-	brokerTestEventually(t, func() bool { return !b.client.IsConnected() }, "reconnect loop to end")
+	mqtttest.Eventually(t, func() bool { return !b.client.IsConnected() }, "reconnect loop to end")
 	require.GreaterOrEqual(t, b.reconnects.Load(), int64(3), "two attempts, then the third is refused")
 	require.False(t, b.IsConnected())
 	require.True(t, errors.Is(b.Publish("spec/A/response", 1, nil), ErrNotConnected))

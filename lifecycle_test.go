@@ -5,12 +5,11 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
-	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttspec/mqttspec"
+	"github.com/mqttspec/mqttspec/internal/mqtttest"
 )
 
 func TestStartFailsWhenPortTaken(t *testing.T) {
@@ -36,8 +35,8 @@ func TestShutdownIsIdempotentAndReleasesPort(t *testing.T) {
 	addr := h.Addr()
 	_, portStr, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
-	c := connectClient(t, "tcp://"+addr, "lifecycle")
-	requireOK(t, c.request(req("read", "users", nil)))
+	c := mqtttest.Connect(t, "tcp://"+addr, "lifecycle")
+	mqtttest.OK(t, c.Request(mqtttest.Req("read", "users", nil)))
 	require.NoError(t, h.Shutdown())
 	require.NoError(t, h.Shutdown())
 	require.ErrorIs(t, h.Start(), mqttspec.ErrShutdown)
@@ -59,29 +58,17 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, h.Registry().RegisterModel("public.users", &User{}))
 	require.NoError(t, h.Start())
-	o := newClientOptions("tcp://"+h.Addr(), "leak-check")
-	cl := newMQTTClient(o)
-	tok := cl.Connect()
-	require.True(t, tok.WaitTimeout(waitTimeout))
-	require.NoError(t, tok.Error())
-	answered := make(chan struct{}, 1)
-	tok = cl.Subscribe("spec/leak-check/response", 1, func(mqtt.Client, mqtt.Message) { answered <- struct{}{} })
-	require.True(t, tok.WaitTimeout(waitTimeout))
-	cl.Publish("spec/leak-check/request", 1, false, `{"id":"1","type":"subscription","operation":"subscribe","schema":"public","entity":"users"}`)
-	select {
-	case <-answered:
-	case <-time.After(waitTimeout):
-		t.Fatal("no answer")
-	}
-	cl.Disconnect(50)
+	c := mqtttest.Connect(t, "tcp://"+h.Addr(), "leak-check")
+	mqtttest.OK(t, c.Request(map[string]any{"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "users"}))
+	c.Disconnect(50)
 	require.NoError(t, h.Shutdown())
 
-	deadline := time.Now().Add(waitTimeout)
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
+	t.Cleanup(func() {
+		if t.Failed() {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after shutdown, %d before:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+			t.Logf("goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 		}
-		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-	}
+	})
+	mqtttest.Eventually(t, func() bool { return runtime.NumGoroutine() <= baseline },
+		"the goroutine count returns to where it was before Start")
 }

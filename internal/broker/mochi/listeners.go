@@ -1,4 +1,4 @@
-package mqttspec
+package mochi
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ import (
 // serving (so a port in use is merely logged), and neither closes a
 // connection that has not sent CONNECT yet, on which Server.Close then
 // waits forever. These listeners bind in Init, give new connections
-// embeddedHandshakeTimeout to send CONNECT, and close every connection they
+// handshakeTimeout to send CONNECT, and close every connection they
 // accepted when closed.
 
 // connSet tracks the connections a listener accepted.
@@ -50,7 +50,7 @@ func (s *connSet) track(c net.Conn) *trackedConn {
 	}
 	tc := &trackedConn{Conn: c, set: s}
 	s.conns[tc] = struct{}{}
-	_ = c.SetDeadline(time.Now().Add(embeddedHandshakeTimeout)) // Mochi replaces it after CONNECT
+	_ = c.SetDeadline(time.Now().Add(handshakeTimeout)) // Mochi replaces it after CONNECT
 	return tc
 }
 
@@ -279,5 +279,3 @@ func (c *wsNetConn) Write(p []byte) (int, error) {
 
 // Close closes the underlying connection.
 func (c *wsNetConn) Close() error { return c.ws.Close() }
-
-// ---- logging ----
