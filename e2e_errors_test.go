@@ -1,7 +1,11 @@
 package mqttspec_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -88,4 +92,43 @@ func TestEveryFailureAnswers(t *testing.T) {
 		// Still serving.
 		mqtttest.OK(t, c.Request(mqtttest.Req("read", "users", map[string]any{"record_id": "1"})))
 	})
+}
+
+// TestHookPanicStaysInTheLog: a panicking hook answers internal_error; its
+// text and stack go to the server log only, and the server keeps serving.
+func TestHookPanicStaysInTheLog(t *testing.T) {
+	var logs syncBuffer
+	srv := startServer(t, func(h *mqttspec.Handler) {
+		h.Hooks().Register(mqttspec.BeforeRead, func(ctx *mqttspec.HookContext) error {
+			if ctx.Client.ID == "trigger" {
+				panic("secret-panic-text")
+			}
+			return nil
+		})
+	}, mqttspec.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	c := mqtttest.Connect(t, srv.url, "trigger")
+	resp := c.Request(mqtttest.Req("read", "users", nil))
+	mqtttest.Fails(t, resp, "internal_error")
+	require.NotContains(t, fmt.Sprint(resp), "secret-panic-text")
+	require.Contains(t, logs.String(), "secret-panic-text")
+	require.Contains(t, logs.String(), "e2e_errors_test.go", "the stack is logged")
+	mqtttest.OK(t, mqtttest.Connect(t, srv.url, "bystander").Request(mqtttest.Req("read", "users", nil)))
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -1,14 +1,17 @@
 package mqttspec_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttspec/mqttspec"
 	"github.com/mqttspec/mqttspec/internal/mqtttest"
+	"github.com/mqttspec/mqttspec/internal/testbroker"
 )
 
 // hookLog records which hooks ran, in order.
@@ -205,4 +208,92 @@ func TestBeforeConnectRefusal(t *testing.T) {
 	_, err := mqtttest.DialRaw(t, srv.url, "intruder", mqtttest.Credentials("guess", ""))
 	require.Error(t, err, "a refused client must not connect")
 	require.Equal(t, 0, srv.h.Clients().Count())
+}
+
+// TestAfterHookRefusalUndoesTheOperation: an After* hook that returns an
+// error turns the answer into that error and undoes what the operation did
+// (the README's hook table), for every operation.
+func TestAfterHookRefusalUndoesTheOperation(t *testing.T) {
+	eachTransport(t, func(t *testing.T, start starter) {
+		refuse := map[mqttspec.HookType]bool{}
+		var mu sync.Mutex
+		srv := start(t, func(h *mqttspec.Handler) {
+			for _, ht := range []mqttspec.HookType{mqttspec.AfterRead, mqttspec.AfterCreate, mqttspec.AfterSubscribe, mqttspec.AfterUnsubscribe} {
+				h.Hooks().Register(ht, func(*mqttspec.HookContext) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if refuse[ht] {
+						return mqttspec.NewError(mqttspec.CodeForbidden, "%s says no", ht)
+					}
+					return nil
+				})
+			}
+		})
+		set := func(ht mqttspec.HookType, on bool) {
+			mu.Lock()
+			refuse[ht] = on
+			mu.Unlock()
+		}
+		c := mqtttest.Connect(t, srv.url, "after-client")
+		w := mqtttest.Connect(t, srv.url, "after-writer")
+
+		set(mqttspec.AfterSubscribe, true)
+		mqtttest.Fails(t, c.Request(map[string]any{"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "users"}), "forbidden")
+		require.Zero(t, srv.h.Subscriptions().Count(), "a refused subscription is withdrawn")
+		set(mqttspec.AfterSubscribe, false)
+
+		subID := subscribe(t, c)
+		set(mqttspec.AfterUnsubscribe, true)
+		mqtttest.Fails(t, c.Request(map[string]any{"type": "subscription", "operation": "unsubscribe", "subscription_id": subID}), "forbidden")
+		require.Equal(t, 1, srv.h.Subscriptions().Count(), "a refused unsubscribe keeps the subscription")
+		mqtttest.OK(t, w.Request(mqtttest.Req("create", "users", map[string]any{"data": map[string]any{"name": "still watched"}})))
+		n := c.NextNote()
+		require.Equal(t, subID, n["subscription_id"])
+		require.EqualValues(t, 1, n["seq"], "no notification was lost or skipped")
+		set(mqttspec.AfterUnsubscribe, false)
+		mqtttest.OK(t, c.Request(map[string]any{"type": "subscription", "operation": "unsubscribe", "subscription_id": subID}))
+
+		set(mqttspec.AfterRead, true)
+		mqtttest.Fails(t, c.Request(mqtttest.Req("read", "users", nil)), "forbidden")
+		set(mqttspec.AfterRead, false)
+
+		set(mqttspec.AfterCreate, true)
+		mqtttest.Fails(t, c.Request(mqtttest.Req("create", "users", map[string]any{"data": map[string]any{"name": "refused"}})), "forbidden")
+		require.EqualValues(t, 1, countUsers(t, srv.db), "a refused create is rolled back")
+	})
+}
+
+// TestAfterConnectRefusal: an AfterConnect error undoes the connect: the
+// embedded broker closes the connection; with an external broker the
+// request is refused and the client is asked again at its next request.
+func TestAfterConnectRefusal(t *testing.T) {
+	var asked atomic.Int32
+	setup := func(h *mqttspec.Handler) {
+		h.Hooks().Register(mqttspec.AfterConnect, func(ctx *mqttspec.HookContext) error {
+			if ctx.Client.ID == "latecomer" {
+				asked.Add(1)
+				return errors.New("not today")
+			}
+			return nil
+		})
+	}
+	t.Run("embedded", func(t *testing.T) {
+		srv := startServer(t, setup)
+		c, err := mqtttest.DialRaw(t, srv.url, "latecomer")
+		if err == nil { // CONNACK can arrive before the hook closes the connection
+			mqtttest.Recv(t, c.Lost, "the refused connection closing")
+		}
+		mqtttest.Eventually(t, func() bool { return srv.h.Clients().Count() == 0 }, "the refused client is forgotten")
+		mqtttest.OK(t, mqtttest.Connect(t, srv.url, "welcome").Request(mqtttest.Req("read", "users", nil)))
+	})
+	t.Run("external", func(t *testing.T) {
+		asked.Store(0)
+		srv := startExternal(t, mqttspec.ExternalBrokerConfig{BrokerURL: testbroker.Mosquitto(t)}, setup)
+		c := mqtttest.Connect(t, srv.url, "latecomer")
+		mqtttest.Fails(t, c.Request(mqtttest.Req("read", "users", nil)), "forbidden")
+		mqtttest.Fails(t, c.Request(mqtttest.Req("read", "users", nil)), "forbidden")
+		require.EqualValues(t, 2, asked.Load(), "a refused client is asked again")
+		_, known := srv.h.Clients().GetClient("latecomer")
+		require.False(t, known)
+	})
 }

@@ -73,12 +73,18 @@ func (e *Error) info() *ErrorInfo {
 	return &ErrorInfo{Code: e.Code, Message: e.Message, Details: e.Details}
 }
 
-// hookError turns a hook's error into the wire error the client sees.
-func hookError(err error) *Error {
+// hookError turns a hook's error into the error the client sees: an
+// *Error as it is, ErrForbidden as "forbidden", a panic unchanged (answered
+// "internal_error", see errorResponse), anything else as "hook_rejected"
+// with its text.
+func hookError(err error) error {
 	var e *Error
+	var p *HookPanic
 	switch {
 	case errors.As(err, &e):
 		return e
+	case errors.As(err, &p):
+		return p
 	case errors.Is(err, ErrForbidden):
 		return &Error{Code: CodeForbidden, Message: err.Error()}
 	default:
@@ -103,6 +109,11 @@ var validationCodes = []struct {
 // database or driver text are logged and replaced by a generic message.
 func (h *Handler) errorResponse(id string, err error) *ResponseMessage {
 	var e *Error
+	var p *HookPanic
+	if errors.As(err, &p) {
+		h.logger.Error("hook panicked", "request", id, "panic", p.Value, "stack", string(p.Stack))
+		return NewErrorResponse(id, CodeInternalError, "internal error")
+	}
 	if errors.As(err, &e) {
 		return &ResponseMessage{ID: id, Type: MessageTypeResponse, Error: e.info(), Timestamp: nowUTC()}
 	}

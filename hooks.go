@@ -3,6 +3,7 @@ package mqttspec
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"github.com/mqttspec/mqttspec/adapters"
@@ -138,7 +139,8 @@ var operationHooks = map[OperationType][2]HookType{
 
 // Execute runs the hooks of hookType in registration order and returns the
 // first error, unchanged, so its text and type reach the client as the hook
-// wrote them. A panicking hook is turned into an error.
+// wrote them. A panicking hook is turned into an error (a *HookPanic, which
+// the handler logs with its stack and answers "internal_error").
 func (hr *HookRegistry) Execute(hookType HookType, ctx *HookContext) error {
 	hr.mu.RLock()
 	hooks := hr.hooks[hookType]
@@ -154,11 +156,22 @@ func (hr *HookRegistry) Execute(hookType HookType, ctx *HookContext) error {
 func runHook(fn HookFunc, ctx *HookContext) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("hook panicked: %v", r)
+			err = &HookPanic{Value: r, Stack: debug.Stack()}
 		}
 	}()
 	return fn(ctx)
 }
+
+// HookPanic is the error of a hook that panicked. Its text stays in the
+// server log; the client is answered "internal_error".
+type HookPanic struct {
+	// Value is what the hook panicked with; Stack is where.
+	Value any
+	Stack []byte
+}
+
+// Error implements error.
+func (p *HookPanic) Error() string { return fmt.Sprintf("hook panicked: %v", p.Value) }
 
 // HasHooks reports whether any hook is registered for hookType.
 func (hr *HookRegistry) HasHooks(hookType HookType) bool {

@@ -30,7 +30,13 @@ func TestHookRegistryOrderAndVeto(t *testing.T) {
 func TestHookPanicBecomesError(t *testing.T) {
 	hr := NewHookRegistry()
 	hr.Register(BeforeCreate, func(*HookContext) error { panic("boom") })
-	require.ErrorContains(t, hr.Execute(BeforeCreate, &HookContext{}), "boom")
+	err := hr.Execute(BeforeCreate, &HookContext{})
+	var p *HookPanic
+	require.ErrorAs(t, err, &p)
+	require.Equal(t, "boom", p.Value)
+	require.Contains(t, string(p.Stack), "hooks_test.go", "the stack shows where it panicked")
+	var e *Error
+	require.False(t, errors.As(hookError(err), &e), "a panic is not a wire error: its text stays in the log")
 }
 
 func TestHookRegistryConcurrent(t *testing.T) {
@@ -57,7 +63,8 @@ func TestHookErrorCodes(t *testing.T) {
 		{ErrForbidden, CodeForbidden, "forbidden"},
 	}
 	for _, tc := range cases {
-		e := hookError(tc.err)
+		var e *Error
+		require.ErrorAs(t, hookError(tc.err), &e)
 		require.Equal(t, tc.code, e.Code)
 		require.Equal(t, tc.msg, e.Message)
 	}

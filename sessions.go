@@ -31,8 +31,8 @@ func (e sessionEvents) Authenticate(info broker.ConnectInfo) (broker.Session, er
 	return c, nil
 }
 
-// Connected runs the AfterConnect hooks.
-func (e sessionEvents) Connected(s broker.Session) { e.h.connected(s.(*Client)) }
+// Connected runs the AfterConnect hooks; an error closes the connection.
+func (e sessionEvents) Connected(s broker.Session) error { return e.h.connected(s.(*Client)) }
 
 // Disconnected runs the disconnect hooks and drops what the session leaves.
 func (e sessionEvents) Disconnected(s broker.Session, cause error, sessionKept bool) {
@@ -78,10 +78,18 @@ func (h *Handler) admit(info broker.ConnectInfo) (*Client, error) {
 }
 
 // connected runs the AfterConnect hooks: the session of c is established.
-func (h *Handler) connected(c *Client) {
+// A hook that refuses undoes the connect: the client is forgotten (its
+// connection is closed by the edge, or its request refused).
+func (h *Handler) connected(c *Client) error {
 	if err := h.hooks.Execute(AfterConnect, h.connHookContext(c)); err != nil {
-		h.logger.Warn("AfterConnect hook failed", "client", c.ID, "error", err)
+		h.logger.Info("connection refused by AfterConnect", "client", c.ID, "reason", err)
+		if cur, ok := h.clients.GetClient(c.ID); ok && cur == c {
+			h.dropSubscriptions(c)
+			h.clients.Unregister(c.ID)
+		}
+		return fmt.Errorf("mqttspec: connection refused: %w", err)
 	}
+	return nil
 }
 
 // disconnected runs the disconnect hooks. A client whose session the broker
@@ -136,7 +144,9 @@ func (h *Handler) clientFor(clientID string) (*Client, error) {
 		return nil, NewError(CodeForbidden, "client refused")
 	}
 	c.lastSeen.Store(time.Now().UnixNano())
-	h.connected(c)
+	if err := h.connected(c); err != nil {
+		return nil, NewError(CodeForbidden, "client refused")
+	}
 	return c, nil
 }
 

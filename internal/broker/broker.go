@@ -26,8 +26,9 @@ type Events interface {
 	// Authenticate decides whether a CONNECT is accepted; an error refuses
 	// it. A reconnect with the same client id yields a new Session.
 	Authenticate(info ConnectInfo) (Session, error)
-	// Connected runs once the session of s is established.
-	Connected(s Session)
+	// Connected runs once the session of s is established; an error closes
+	// the connection.
+	Connected(s Session) error
 	// Disconnected runs when the connection of s ends, however it ends.
 	// sessionKept is true when the broker keeps the session for a reconnect.
 	Disconnected(s Session, cause error, sessionKept bool)

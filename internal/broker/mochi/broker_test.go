@@ -69,7 +69,10 @@ func (e *brokerTestEvents) Authenticate(info broker.ConnectInfo) (broker.Session
 	return &brokerTestSession{ID: info.ClientID}, nil
 }
 
-func (e *brokerTestEvents) Connected(s broker.Session) { e.connC <- s.(*brokerTestSession) }
+func (e *brokerTestEvents) Connected(s broker.Session) error {
+	e.connC <- s.(*brokerTestSession)
+	return nil
+}
 
 func (e *brokerTestEvents) Disconnected(s broker.Session, cause error, sessionKept bool) {
 	e.discC <- brokerTestDisconnect{client: s.(*brokerTestSession), cause: cause, sessionKept: sessionKept}

@@ -124,10 +124,16 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	return pk, nil
 }
 
-// OnSessionEstablished reports the accepted connection to the core.
+// OnSessionEstablished reports the accepted connection to the core, and
+// closes it when the core refuses it after all.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	if s, ok := h.b.conns.Load(cl); ok {
-		h.b.events.Connected(s)
+	s, ok := h.b.conns.Load(cl)
+	if !ok {
+		return
+	}
+	if err := h.b.events.Connected(s); err != nil {
+		h.b.logger.Info("connection closed after it was established", "client", cl.ID, "remote", cl.Net.Remote, "reason", err)
+		_ = h.b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
 	}
 }
 
