@@ -43,14 +43,14 @@ func (h *Handler) runCreate(r *request) (*result, error) {
 	if err := r.tx.Insert(r.ctx, m, row, cols); err != nil {
 		return nil, fmt.Errorf("create %s: %w", m.Name, err)
 	}
-	stored, err := findOne(r.ctx, r.tx, query.ByKey(m, deref(m.PrimaryKey.Value(row)), nil))
+	stored, err := findOne(r.ctx, r.tx, query.ByKey(m, query.Deref(m.PrimaryKey.Value(row)), nil))
 	if err != nil {
 		return nil, err
 	}
 	if stored == nil {
 		return nil, fmt.Errorf("create %s: inserted record not found", m.Name)
 	}
-	r.hctx.ID = fmt.Sprint(deref(m.PrimaryKey.Value(stored)))
+	r.hctx.ID = fmt.Sprint(query.Deref(m.PrimaryKey.Value(stored)))
 	r.hctx.Result = stored
 	return &result{change: &change{model: m, op: OperationCreate, row: stored}}, nil
 }
@@ -68,7 +68,7 @@ func (h *Handler) runUpdate(r *request) (*result, error) {
 			return nil, fmt.Errorf("update %s %s: %w", m.Name, r.id, err)
 		}
 	}
-	stored, err := findOne(r.ctx, r.tx, query.ByKey(m, deref(m.PrimaryKey.Value(prev)), nil))
+	stored, err := findOne(r.ctx, r.tx, query.ByKey(m, query.Deref(m.PrimaryKey.Value(prev)), nil))
 	if err != nil {
 		return nil, err
 	}
@@ -163,19 +163,4 @@ func newStringKey(c *query.Column) (any, bool) {
 		return p.Interface(), true
 	}
 	return v.Interface(), true
-}
-
-// deref returns the value a pointer points to (nil for a nil pointer).
-func deref(v any) any {
-	rv := reflect.ValueOf(v)
-	for rv.Kind() == reflect.Pointer {
-		if rv.IsNil() {
-			return nil
-		}
-		rv = rv.Elem()
-	}
-	if !rv.IsValid() {
-		return nil
-	}
-	return rv.Interface()
 }

@@ -216,7 +216,7 @@ func (sm *SubscriptionManager) candidates(m *query.Model, row, prev any) []*Subs
 			if r == nil {
 				continue
 			}
-			v := deref(col.Value(r))
+			v := query.Deref(col.Value(r))
 			if v == nil {
 				continue
 			}

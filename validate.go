@@ -69,7 +69,7 @@ func keepPrimaryKey(m *query.Model, values map[*query.Column]any, key any) error
 	if !ok {
 		return nil
 	}
-	if fmt.Sprint(deref(v)) != fmt.Sprint(key) {
+	if fmt.Sprint(query.Deref(v)) != fmt.Sprint(key) {
 		return NewError(CodeInvalidValue, "the primary key %s cannot be changed", m.PrimaryKey.JSONName)
 	}
 	delete(values, m.PrimaryKey)

@@ -324,6 +324,23 @@ func (c *Column) Set(row any, value any) {
 	v.Set(rv.Convert(v.Type()))
 }
 
+// Deref returns the value v points to, through any number of pointers
+// (nil for a nil pointer); a value that is not a pointer is returned as it
+// is. Column values of pointer fields compare and print as their targets.
+func Deref(v any) any {
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil
+		}
+		rv = rv.Elem()
+	}
+	if !rv.IsValid() {
+		return nil
+	}
+	return rv.Interface()
+}
+
 func jsonFieldName(f reflect.StructField) (name string, hidden bool) {
 	tag := f.Tag.Get("json")
 	if tag == "-" {
