@@ -47,6 +47,11 @@ type transport interface {
 	Subscribe(filter string, qos byte, fn broker.Handler) error
 	Unsubscribe(filter string) error
 	Features() broker.Features
+	// AwaitRoom waits until the client can take more answers (edges with
+	// Backpressure; others return at once).
+	AwaitRoom(ctx context.Context, clientID string) error
+	// Flush waits until what was published has been handed to the network.
+	Flush(ctx context.Context) error
 }
 
 // callbackHandler adapts a MessageCallback of the API to the edge.
@@ -54,7 +59,10 @@ func callbackHandler(cb MessageCallback) broker.Handler {
 	if cb == nil {
 		return nil
 	}
-	return func(m broker.Message) { cb(m.Topic, m.Payload) }
+	return func(m broker.Message) bool {
+		cb(m.Topic, m.Payload)
+		return true
+	}
 }
 
 // newBroker returns the broker edge the configuration asks for, connected

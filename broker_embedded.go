@@ -51,11 +51,14 @@ func NewEmbeddedBroker(config BrokerConfig, clientManager *ClientManager) *Embed
 func (b *EmbeddedBroker) SetHandler(h *Handler) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	l := h.config.Limits
 	b.edge = mochi.New(mochi.Config{
 		Host: b.config.Host, Port: b.config.Port,
 		EnableWebSocket: b.config.EnableWebSocket, WSPort: b.config.WSPort,
-		MaxConnections: b.config.MaxConnections, KeepAlive: b.config.KeepAlive,
-		Prefix: h.config.Topics.Prefix,
+		MaxConnections: b.config.MaxConnections, MaxConnectionsPerAddress: l.MaxConnectionsPerAddress,
+		KeepAlive: b.config.KeepAlive, Prefix: h.config.Topics.Prefix, EnableSysTopics: b.config.EnableSysTopics,
+		MaxPacketSize: l.MaxPacketSize, SessionExpiry: l.SessionExpiry,
+		MaxQueuedMessages: l.MaxQueuedMessages, MaxQueuedBytes: l.MaxQueuedBytes,
 	}, sessionEvents{h}, h.logger)
 }
 

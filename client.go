@@ -20,6 +20,9 @@ type Client struct {
 
 	password []byte
 	handler  *Handler
+	// principal is who the client is, for deciding whether a connection
+	// that takes over its client id may resume its session (see Principal).
+	principal string
 	// persistent is true when the client connected with clean session false.
 	persistent bool
 	// lastSeen is when the client last sent a request (Unix nanoseconds).
@@ -35,6 +38,7 @@ func NewClient(id, username string, handler *Handler) *Client {
 	return &Client{
 		ID:            id,
 		Username:      username,
+		principal:     username,
 		ConnectedAt:   time.Now(),
 		handler:       handler,
 		metadata:      map[string]any{},
@@ -49,6 +53,25 @@ func (c *Client) Password() string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return string(c.password)
+}
+
+// Principal returns who the client is: by default its Username. A
+// connection that takes over a client id resumes the earlier session
+// (subscriptions, queued messages) only when it is the same principal;
+// otherwise the session is discarded and the newcomer starts clean.
+func (c *Client) Principal() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.principal
+}
+
+// SetPrincipal sets who the client is, for BeforeConnect hooks that know
+// better than the username (e.g. "tenant/user" taken from a verified
+// token).
+func (c *Client) SetPrincipal(p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.principal = p
 }
 
 // SetMetadata stores value under key for the lifetime of the client's

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"runtime"
 	"time"
+
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // BrokerMode chooses between the embedded broker and an external one.
@@ -34,6 +36,21 @@ const (
 	DefaultMaxSubsPerClient = 100
 	DefaultMaxPending       = 256
 	DefaultExternalIdle     = 10 * time.Minute
+
+	DefaultMaxConnections    = 10000
+	DefaultMaxPacketSize     = 1 << 20
+	DefaultMaxResponseBytes  = 1 << 20
+	DefaultMaxFilters        = query.DefaultMaxFilters
+	DefaultMaxSortKeys       = query.DefaultMaxSortKeys
+	DefaultMaxInValues       = query.DefaultMaxInValues
+	DefaultMaxValueBytes     = query.DefaultMaxValueBytes
+	DefaultMaxRecordBytes    = query.DefaultMaxRecordBytes
+	DefaultMaxSubscriptions  = 100000
+	DefaultSessionExpiry     = time.Hour
+	DefaultMaxQueuedMessages = 1000
+	DefaultMaxQueuedBytes    = 16 << 20
+	DefaultDedupWindow       = 5 * time.Minute
+	DefaultMaxDedupBytes     = 32 << 20
 )
 
 // Config holds every setting of a Handler. Build one with DefaultConfig and
@@ -67,13 +84,18 @@ type BrokerConfig struct {
 	EnableWebSocket bool
 	// WSPort is the WebSocket port (default 1884).
 	WSPort int
-	// MaxConnections refuses new connections beyond this many (0 = no limit).
+	// MaxConnections refuses connections beyond this many, counting those
+	// that have not sent CONNECT yet (0 = DefaultMaxConnections, 10,000;
+	// negative = no limit).
 	MaxConnections int
 	// KeepAlive is the keep-alive the broker assigns to MQTT 5 clients
 	// (0 = the client's choice; MQTT 3.1.1 clients always keep their own).
 	KeepAlive time.Duration
 	// EnableAuth checks username and password with AuthConfig.ValidateCredentials.
 	EnableAuth bool
+	// EnableSysTopics lets clients subscribe to the broker's $SYS topics
+	// (closed by default: they describe the server to anyone).
+	EnableSysTopics bool
 }
 
 // ExternalBrokerConfig configures the connection to an external broker.
@@ -134,7 +156,9 @@ type TimeoutConfig struct {
 	Request time.Duration
 }
 
-// LimitConfig bounds the work one request or client can cause.
+// LimitConfig bounds the work and memory one request, client or session
+// can cause. Zero fields take the Default* constants; see the README's
+// table of limits.
 type LimitConfig struct {
 	// DefaultPageSize is the limit of a list read that gives none (default 100).
 	DefaultPageSize int
@@ -154,6 +178,45 @@ type LimitConfig struct {
 	// (default 10 minutes). External brokers do not report disconnects;
 	// a forgotten client runs BeforeConnect again at its next request.
 	ExternalClientIdle time.Duration
+
+	// MaxPacketSize caps an MQTT packet the embedded broker reads (default
+	// 1 MiB); a larger one closes the connection.
+	MaxPacketSize int
+	// MaxResponseBytes caps one answer; a larger one (a big page) is
+	// answered "response_too_large" (default 1 MiB).
+	MaxResponseBytes int
+	// MaxFilters, MaxSortKeys and MaxInValues cap a request's filters, its
+	// sort keys and the values of one in/not_in (defaults 50, 10, 1000).
+	MaxFilters  int
+	MaxSortKeys int
+	MaxInValues int
+	// MaxValueBytes caps one text or binary value in data or a filter
+	// (default 64 KiB); MaxRecordBytes the data of one create or update,
+	// as JSON (default 256 KiB).
+	MaxValueBytes  int
+	MaxRecordBytes int
+	// MaxSubscriptions caps live subscriptions of all clients together
+	// (default 100,000).
+	MaxSubscriptions int
+	// MaxConnectionsPerAddress caps the embedded broker's connections from
+	// one remote IP address (0 = no cap: clients behind one NAT share it).
+	MaxConnectionsPerAddress int
+	// SessionExpiry is the longest the embedded broker keeps the session
+	// of a disconnected persistent client (default 1 hour).
+	SessionExpiry time.Duration
+	// MaxQueuedMessages and MaxQueuedBytes cap the QoS 1 and 2 messages
+	// the embedded broker holds for one session, unacknowledged or waiting
+	// for the client to return (defaults 1000 and 16 MiB). Beyond them
+	// messages are dropped, logged and counted (Handler.Stats).
+	MaxQueuedMessages int
+	MaxQueuedBytes    int
+	// DedupWindow is how long a write's answer is kept so that the same
+	// write delivered again (same client, principal, request id and
+	// payload) is answered, not executed, again (default 5 minutes).
+	DedupWindow time.Duration
+	// MaxDedupBytes caps the answers kept for DedupWindow, all clients
+	// together (default 32 MiB); the oldest go first.
+	MaxDedupBytes int
 }
 
 // DefaultConfig returns a new Config with every default filled in. Each call
@@ -223,5 +286,29 @@ func (c *Config) fillDefaults() {
 	}
 	if c.Limits.ExternalClientIdle <= 0 {
 		c.Limits.ExternalClientIdle = DefaultExternalIdle
+	}
+	if c.Broker.MaxConnections == 0 {
+		c.Broker.MaxConnections = DefaultMaxConnections
+	}
+	l := &c.Limits
+	for _, f := range []struct {
+		v   *int
+		def int
+	}{
+		{&l.MaxPacketSize, DefaultMaxPacketSize}, {&l.MaxResponseBytes, DefaultMaxResponseBytes},
+		{&l.MaxFilters, DefaultMaxFilters}, {&l.MaxSortKeys, DefaultMaxSortKeys}, {&l.MaxInValues, DefaultMaxInValues},
+		{&l.MaxValueBytes, DefaultMaxValueBytes}, {&l.MaxRecordBytes, DefaultMaxRecordBytes},
+		{&l.MaxSubscriptions, DefaultMaxSubscriptions}, {&l.MaxQueuedMessages, DefaultMaxQueuedMessages},
+		{&l.MaxQueuedBytes, DefaultMaxQueuedBytes}, {&l.MaxDedupBytes, DefaultMaxDedupBytes},
+	} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
+	}
+	if l.SessionExpiry <= 0 {
+		l.SessionExpiry = DefaultSessionExpiry
+	}
+	if l.DedupWindow <= 0 {
+		l.DedupWindow = DefaultDedupWindow
 	}
 }

@@ -51,6 +51,30 @@ func TestOptions(t *testing.T) {
 		{name: "prefix wildcard refused", opts: []Option{WithTopicPrefix("a/#")}, wantErr: "wildcard"},
 		{name: "empty prefix refused", opts: []Option{WithTopicPrefix("")}, wantErr: "empty"},
 		{name: "auth without validator refused", opts: []Option{WithEmbeddedBroker(BrokerConfig{EnableAuth: true})}, wantErr: "ValidateCredentials"},
+		{name: "auth before the broker option", opts: []Option{
+			WithAuth(AuthConfig{ValidateCredentials: func(string, string) bool { return true }}),
+			WithEmbeddedBroker(BrokerConfig{Port: 1999}),
+		}, check: func(t *testing.T, h *Handler) { require.True(t, h.config.Broker.EnableAuth) }},
+		{name: "auth after the broker option", opts: []Option{
+			WithEmbeddedBroker(BrokerConfig{Port: 1999}),
+			WithAuth(AuthConfig{ValidateCredentials: func(string, string) bool { return true }}),
+		}, check: func(t *testing.T, h *Handler) { require.True(t, h.config.Broker.EnableAuth) }},
+		{name: "no auth without the option", opts: []Option{WithEmbeddedBroker(BrokerConfig{Port: 1999})},
+			check: func(t *testing.T, h *Handler) { require.False(t, h.config.Broker.EnableAuth) }},
+		{name: "auth with an external broker refused", opts: []Option{
+			WithAuth(AuthConfig{ValidateCredentials: func(string, string) bool { return true }}),
+			WithExternalBroker(ExternalBrokerConfig{BrokerURL: "tcp://127.0.0.1:1"}),
+		}, wantErr: "WithAuth"},
+		{name: "two brokers refused", opts: []Option{
+			WithEmbeddedBroker(BrokerConfig{}), WithExternalBroker(ExternalBrokerConfig{BrokerURL: "tcp://127.0.0.1:1"}),
+		}, wantErr: "choose one broker"},
+		{name: "limits default", opts: nil, check: func(t *testing.T, h *Handler) {
+			l := h.config.Limits
+			require.Equal(t, DefaultMaxPacketSize, l.MaxPacketSize)
+			require.Equal(t, DefaultSessionExpiry, l.SessionExpiry)
+			require.Equal(t, DefaultDedupWindow, l.DedupWindow)
+			require.Equal(t, DefaultMaxConnections, h.config.Broker.MaxConnections)
+		}},
 		{name: "hooks", opts: []Option{WithHooks(NewHookRegistry())}},
 		{name: "nil hooks refused", opts: []Option{WithHooks(nil)}, wantErr: "nil"},
 		{name: "logger", opts: []Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}},

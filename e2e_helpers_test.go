@@ -59,16 +59,19 @@ type testServer struct {
 	url string
 }
 
-// startServer starts a handler with the embedded broker on a free port
-// (unless opts choose an external broker), the test models registered, and
-// stops it when the test ends. Hooks may be added through setup before Start.
+// startServer starts a handler with the embedded broker on a free port,
+// the test models registered, and stops it when the test ends. Hooks may be
+// added through setup before Start.
 func startServer(t testing.TB, setup func(h *mqttspec.Handler), opts ...mqttspec.Option) *testServer {
 	t.Helper()
+	return startWith(t, mqttspec.WithEmbeddedBroker(mqttspec.BrokerConfig{Host: "127.0.0.1", Port: -1}), setup, opts...)
+}
+
+// startWith starts a handler on the broker of brokerOpt (see startServer).
+func startWith(t testing.TB, brokerOpt mqttspec.Option, setup func(h *mqttspec.Handler), opts ...mqttspec.Option) *testServer {
+	t.Helper()
 	db := openSQLite(t)
-	opts = append([]mqttspec.Option{
-		mqttspec.WithEmbeddedBroker(mqttspec.BrokerConfig{Host: "127.0.0.1", Port: -1}),
-		mqttspec.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	}, opts...)
+	opts = append([]mqttspec.Option{brokerOpt, mqttspec.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
 	h, err := mqttspec.NewHandlerWithGORM(db, opts...)
 	require.NoError(t, err)
 	require.NoError(t, h.Registry().RegisterModel("public.users", &User{}))
@@ -98,7 +101,7 @@ func startExternal(t testing.TB, cfg mqttspec.ExternalBrokerConfig, setup func(h
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = mqtttest.Wait
 	}
-	return startServer(t, setup, append([]mqttspec.Option{mqttspec.WithExternalBroker(cfg)}, opts...)...)
+	return startWith(t, mqttspec.WithExternalBroker(cfg), setup, opts...)
 }
 
 // starter starts a test server on one transport.

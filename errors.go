@@ -31,6 +31,7 @@ const (
 	CodeSubscriptionLimit = "subscription_limit"
 	CodeOverloaded        = "overloaded"
 	CodeTimeout           = "timeout"
+	CodeResponseTooLarge  = "response_too_large"
 	CodeDatabaseError     = "database_error"
 	CodeInternalError     = "internal_error"
 )
@@ -127,6 +128,7 @@ func (h *Handler) errorResponse(id string, err error) *ResponseMessage {
 		h.logger.Info("constraint violation", "request", id, "error", err)
 		return NewErrorResponse(id, CodeConflict, "the change violates a database constraint")
 	case errors.Is(err, context.DeadlineExceeded):
+		h.counters.timeouts.Add(1)
 		h.logger.Warn("request timed out", "request", id, "error", err)
 		return NewErrorResponse(id, CodeTimeout, "the request took longer than the server allows")
 	case errors.Is(err, context.Canceled):

@@ -23,12 +23,16 @@ type Handler struct {
 	db      adapters.Database
 	catalog *catalog
 	config  *Config
+	chosen  chosenOptions
 	hooks   *HookRegistry
 	logger  *slog.Logger
 
 	clients  *ClientManager
 	subs     *SubscriptionManager
 	commitMu sync.Map // model name -> *sync.Mutex ordering commits and notifications
+	dedup    *dedup
+	counters counters
+	draining atomic.Bool // Shutdown has begun: no new requests are taken
 
 	ctx    context.Context // cancelled by Shutdown: ends every request's context
 	cancel context.CancelFunc
@@ -115,6 +119,10 @@ func newHandler(db adapters.Database, registry adapters.ModelRegistry, cfg *Conf
 			return nil, err
 		}
 	}
+	if err := h.chosen.apply(h.config); err != nil {
+		cancel()
+		return nil, err
+	}
 	h.config.fillDefaults()
 	if err := h.config.validate(); err != nil {
 		cancel()
@@ -122,6 +130,7 @@ func newHandler(db adapters.Database, registry adapters.ModelRegistry, cfg *Conf
 	}
 	h.clients = NewClientManager(ctx)
 	h.subs = NewSubscriptionManager()
+	h.dedup = newDedup(h.config.Limits.DedupWindow, h.config.Limits.MaxDedupBytes)
 	return h, nil
 }
 
@@ -208,9 +217,17 @@ func (h *Handler) Start() error {
 	return nil
 }
 
-// Shutdown stops taking requests, waits (up to Timeouts.Disconnect) for the
-// requests already queued to be answered, then stops the broker or
-// connection, releasing its port. It is safe to call more than once.
+// Shutdown stops taking requests, answers every request it has taken, then
+// stops the broker or connection, releasing its port; all of it within
+// Timeouts.Disconnect. It is safe to call more than once.
+//
+// The order is what makes "acknowledged" mean "answered": first no new
+// request is taken (the embedded broker leaves later ones unacknowledged,
+// so clients send them again to the next server; an external broker is
+// unsubscribed from, and what it still delivers is taken), then the queued
+// requests run and their answers are published, then Shutdown waits until
+// the answers have been handed to the network, and only then are the
+// connections closed.
 func (h *Handler) Shutdown() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -220,10 +237,14 @@ func (h *Handler) Shutdown() error {
 		return nil
 	}
 	h.state = stateStopped
+	h.draining.Store(true)
 	var errs []error
-	t := h.live.Load().t
-	if err := t.Unsubscribe(h.requestFilter()); err != nil {
-		errs = append(errs, fmt.Errorf("unsubscribe requests: %w", err))
+	live := h.live.Load()
+	t := live.t
+	if !live.features.Refusable {
+		if err := t.Unsubscribe(h.requestFilter()); err != nil {
+			errs = append(errs, fmt.Errorf("unsubscribe requests: %w", err))
+		}
 	}
 	drained := make(chan struct{})
 	go func() { h.dispatch.close(); close(drained) }()
@@ -231,6 +252,9 @@ func (h *Handler) Shutdown() error {
 	defer cancel()
 	select {
 	case <-drained:
+		if err := t.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("answers not yet sent after %s", h.config.Timeouts.Disconnect))
+		}
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("requests still running after %s", h.config.Timeouts.Disconnect))
 	}

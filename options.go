@@ -11,11 +11,13 @@ import (
 type Option func(*Handler) error
 
 // WithEmbeddedBroker runs the embedded Mochi broker with config; zero fields
-// take their defaults (localhost:1883).
+// take their defaults (localhost:1883). It cannot be combined with
+// WithExternalBroker.
 func WithEmbeddedBroker(config BrokerConfig) Option {
 	return func(h *Handler) error {
 		h.config.BrokerMode = BrokerModeEmbedded
 		h.config.Broker = config
+		h.chosen.embedded = true
 		return nil
 	}
 }
@@ -29,6 +31,7 @@ func WithExternalBroker(config ExternalBrokerConfig) Option {
 		}
 		h.config.BrokerMode = BrokerModeExternal
 		h.config.ExternalBroker = config
+		h.chosen.external = true
 		return nil
 	}
 }
@@ -72,13 +75,32 @@ func WithTopicPrefix(prefix string) Option {
 }
 
 // WithAuth sets the MQTT-level credential check of the embedded broker and
-// turns it on (BrokerConfig.EnableAuth).
+// turns it on (BrokerConfig.EnableAuth), whatever the order of the options.
+// An external broker authenticates its own clients: WithAuth with
+// WithExternalBroker is an error.
 func WithAuth(auth AuthConfig) Option {
 	return func(h *Handler) error {
 		h.config.Auth = auth
-		h.config.Broker.EnableAuth = true
+		h.chosen.auth = true
 		return nil
 	}
+}
+
+// chosenOptions records which broker options a handler was given, so that
+// their order does not matter and contradictions are refused.
+type chosenOptions struct{ embedded, external, auth bool }
+
+// apply settles the broker options after all options ran.
+func (c chosenOptions) apply(cfg *Config) error {
+	switch {
+	case c.embedded && c.external:
+		return fmt.Errorf("mqttspec: WithEmbeddedBroker and WithExternalBroker: choose one broker")
+	case c.auth && c.external:
+		return fmt.Errorf("mqttspec: WithAuth checks credentials at the embedded broker; an external broker authenticates its clients itself")
+	case c.auth:
+		cfg.Broker.EnableAuth = true
+	}
+	return nil
 }
 
 // WithLimits sets page-size, subscription and concurrency limits; zero
@@ -132,6 +154,9 @@ func (c *Config) validate() error {
 	case BrokerModeExternal:
 		if c.ExternalBroker.BrokerURL == "" {
 			return fmt.Errorf("mqttspec: config: external broker needs BrokerURL")
+		}
+		if c.Broker.EnableAuth {
+			return fmt.Errorf("mqttspec: config: EnableAuth is for the embedded broker; an external broker authenticates its clients itself")
 		}
 	default:
 		return fmt.Errorf("mqttspec: config: unknown broker mode %q", c.BrokerMode)

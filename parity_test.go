@@ -118,7 +118,7 @@ func TestParityAcrossDatabases(t *testing.T) {
 		require.NoError(t, h.Start())
 		c := mqtttest.Connect(t, "tcp://"+h.Addr(), "parity")
 		for i, step := range paritySteps {
-			msg := map[string]any{"id": "s", "type": "request", "schema": "public"}
+			msg := map[string]any{"id": fmt.Sprint("step-", i), "type": "request", "schema": "public"}
 			for key, v := range step.req {
 				msg[key] = v
 			}

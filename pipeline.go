@@ -51,37 +51,62 @@ type request struct {
 }
 
 // onRequest is the edge's handler for {prefix}/+/request. It queues the
-// message on its client's queue. The client is the connection that
-// published it when the edge can tell (the embedded broker), fixed now and
-// not looked up again later. Where the edge has backpressure, a full queue
-// makes the call wait (the client's reads pause); elsewhere the client is
-// answered "overloaded".
-func (h *Handler) onRequest(m broker.Message) {
+// message on its client's queue and reports whether it took it. The client
+// is the connection that published it when the edge can tell (the embedded
+// broker), fixed now and not looked up again later. Where the edge has
+// backpressure, a full queue makes the call wait (the client's reads
+// pause); elsewhere the client is answered "overloaded". Once Shutdown has
+// begun, a message the edge can leave unacknowledged is refused (the
+// client sends it again later); others are still taken and answered.
+func (h *Handler) onRequest(m broker.Message) bool {
 	clientID, ok := h.clientIDFromRequestTopic(m.Topic)
 	if !ok {
 		h.logger.Debug("ignoring message on malformed request topic", "topic", m.Topic)
-		return
+		return true
 	}
 	features := h.live.Load().features
+	if h.draining.Load() && features.Refusable {
+		h.counters.refused.Add(1)
+		return false
+	}
 	var sender *Client
 	if features.VerifiedSender {
 		if sender, ok = m.Sender.(*Client); !ok || sender.ID != clientID {
 			h.logger.Warn("dropped a request without a verified sender", "topic", m.Topic)
-			return
+			return true
 		}
 	}
 	payload := append([]byte(nil), m.Payload...)
 	if !h.dispatch.submit(clientID, func() { h.serve(clientID, sender, payload) }, features.Backpressure) {
+		if h.draining.Load() && features.Refusable { // the queue closed while the sender waited
+			h.counters.refused.Add(1)
+			return false
+		}
+		h.counters.overloaded.Add(1)
 		// Answered off the edge's delivery goroutine, which must not block.
 		go h.respond(clientID, NewErrorResponse(requestID(payload), CodeOverloaded,
 			"too many requests pending for this client; retry later"))
 	}
+	return true
 }
 
 // serve runs one request from its payload to its published answer, as
 // sender (nil: the client known by clientID, registered at its first
 // request when the edge reports no connections).
+//
+// A request whose sender's session another principal has taken over in
+// the meantime is dropped: neither run nor answered (its answer would go
+// to the newcomer). A write the client sent again (same id and payload)
+// within the deduplication window is answered with the first answer.
+// Before running, the request waits until the client has room for its
+// answer, so that a client that does not read is held back rather than
+// losing answers.
 func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
+	if sender != nil && h.superseded(sender) {
+		h.counters.superseded.Add(1)
+		h.logger.Info("dropped a request of a session taken over by another principal", "client", clientID)
+		return
+	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.config.Timeouts.Request)
 	defer cancel()
 	client := sender
@@ -92,8 +117,18 @@ func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
 			return
 		}
 	}
+	key := dedupKey{client: clientID, principal: client.Principal(), request: requestID(payload)}
+	if answer, ok := h.dedup.replay(key, payload); ok {
+		h.counters.duplicates.Add(1)
+		h.publish(h.responseTopic(clientID), h.config.QoS.Response, answer)
+		return
+	}
+	_ = h.live.Load().t.AwaitRoom(ctx, clientID) // past the deadline the answer may be dropped, and is counted
 	resp, res := h.handle(ctx, client, payload)
-	h.respond(clientID, resp)
+	answer := h.respond(clientID, resp)
+	if res != nil && res.change != nil && resp.Success {
+		h.dedup.keep(key, payload, answer)
+	}
 	res.finish()
 }
 
@@ -275,14 +310,21 @@ func (h *Handler) answer(r *request, res *result) *ResponseMessage {
 	return resp
 }
 
-// respond publishes resp on the client's response topic.
-func (h *Handler) respond(clientID string, resp *ResponseMessage) {
+// respond publishes resp on the client's response topic and returns what
+// it published. An answer larger than LimitConfig.MaxResponseBytes is
+// replaced by a response_too_large error.
+func (h *Handler) respond(clientID string, resp *ResponseMessage) []byte {
 	payload, err := resp.ToJSON()
-	if err != nil {
+	switch {
+	case err != nil:
 		h.logger.Error("cannot encode response", "client", clientID, "error", err)
 		payload, _ = NewErrorResponse(resp.ID, CodeInternalError, "response could not be encoded").ToJSON()
+	case len(payload) > h.config.Limits.MaxResponseBytes:
+		payload, _ = NewErrorResponse(resp.ID, CodeResponseTooLarge, fmt.Sprintf(
+			"the answer would be larger than %d bytes; ask for fewer records or columns", h.config.Limits.MaxResponseBytes)).ToJSON()
 	}
 	h.publish(h.responseTopic(clientID), h.config.QoS.Response, payload)
+	return payload
 }
 
 func (h *Handler) publish(topic string, qos byte, payload []byte) {

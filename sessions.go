@@ -16,19 +16,20 @@ import (
 type sessionEvents struct{ h *Handler }
 
 // Authenticate checks the credentials (EnableAuth) of a CONNECT, then
-// admits the client.
-func (e sessionEvents) Authenticate(info broker.ConnectInfo) (broker.Session, error) {
+// admits the client. The broker discards the session it keeps under the
+// client id when the newcomer is another principal (Admission.Fresh).
+func (e sessionEvents) Authenticate(info broker.ConnectInfo) (broker.Admission, error) {
 	h := e.h
 	if h.config.Broker.EnableAuth {
 		if fn := h.config.Auth.ValidateCredentials; fn == nil || !fn(info.Username, string(info.Password)) {
-			return nil, fmt.Errorf("mqttspec: bad credentials for client %q", info.ClientID)
+			return broker.Admission{}, fmt.Errorf("mqttspec: bad credentials for client %q", info.ClientID)
 		}
 	}
-	c, err := h.admit(info)
+	c, fresh, err := h.admit(info)
 	if err != nil {
-		return nil, err
+		return broker.Admission{}, err
 	}
-	return c, nil
+	return broker.Admission{Session: c, Fresh: fresh}, nil
 }
 
 // Connected runs the AfterConnect hooks; an error closes the connection.
@@ -42,30 +43,40 @@ func (e sessionEvents) Disconnected(s broker.Session, cause error, sessionKept b
 // SessionExpired forgets a kept session that the broker discarded.
 func (e sessionEvents) SessionExpired(clientID string) { e.h.sessionExpired(clientID) }
 
-// Dropped logs a message the broker could not deliver.
-func (e sessionEvents) Dropped(clientID, topic string) {
-	e.h.logger.Warn("broker dropped a message for a slow client", "client", clientID, "topic", topic)
-}
+// Dropped counts and logs a message the broker could not deliver.
+func (e sessionEvents) Dropped(clientID, topic, reason string) { e.h.dropped(clientID, topic, reason) }
 
 // admit checks the client id and the BeforeConnect hooks, and registers
-// the client. A client that reconnects with a kept session (clean session
-// false on both connections) takes over the previous connection's
-// subscriptions.
-func (h *Handler) admit(info broker.ConnectInfo) (*Client, error) {
+// the client in place of any earlier session under its id.
+//
+// The newcomer resumes the earlier session (its subscriptions; the broker
+// keeps its queued messages) only when it is the same principal and both
+// connections asked to keep the session. A different principal starts
+// fresh (fresh is true): the earlier session's subscriptions end, the
+// broker discards what it queued, and requests the earlier connection
+// still has queued are dropped rather than run or answered (see serve).
+func (h *Handler) admit(info broker.ConnectInfo) (c *Client, fresh bool, err error) {
 	if !validClientID(info.ClientID) {
-		return nil, fmt.Errorf("mqttspec: client id %q must be non-empty and contain no '/', '+' or '#'", info.ClientID)
+		return nil, false, fmt.Errorf("mqttspec: client id %q must be non-empty and contain no '/', '+' or '#'", info.ClientID)
 	}
-	c := NewClient(info.ClientID, info.Username, h)
+	c = NewClient(info.ClientID, info.Username, h)
 	c.password = append([]byte(nil), info.Password...)
 	c.persistent = !info.CleanSession
 	if err := h.hooks.Execute(BeforeConnect, h.connHookContext(c)); err != nil {
 		h.logger.Info("connection refused by BeforeConnect", "client", info.ClientID, "reason", err)
-		return nil, fmt.Errorf("mqttspec: connection refused: %w", err)
+		return nil, false, fmt.Errorf("mqttspec: connection refused: %w", err)
 	}
 	if old, ok := h.clients.GetClient(info.ClientID); ok {
-		if info.CleanSession || !old.persistent {
+		same := old.Principal() == c.Principal()
+		switch {
+		case !same:
+			h.logger.Info("client id taken over by another principal: the earlier session is discarded",
+				"client", info.ClientID, "remote", info.RemoteAddr)
 			h.dropSubscriptions(old)
-		} else {
+			fresh = true
+		case info.CleanSession || !old.persistent:
+			h.dropSubscriptions(old)
+		default:
 			for _, id := range old.subscriptionIDs() {
 				if s, ok := old.GetSubscription(id); ok {
 					c.AddSubscription(s)
@@ -74,7 +85,14 @@ func (h *Handler) admit(info broker.ConnectInfo) (*Client, error) {
 		}
 	}
 	h.clients.add(c)
-	return c, nil
+	return c, fresh, nil
+}
+
+// superseded reports whether the session of sender has been taken over
+// by another principal, whose connection must not see what sender asked.
+func (h *Handler) superseded(sender *Client) bool {
+	cur, ok := h.clients.GetClient(sender.ID)
+	return ok && cur != sender && cur.Principal() != sender.Principal()
 }
 
 // connected runs the AfterConnect hooks: the session of c is established.
@@ -139,7 +157,7 @@ func (h *Handler) clientFor(clientID string) (*Client, error) {
 		c.lastSeen.Store(time.Now().UnixNano())
 		return c, nil
 	}
-	c, err := h.admit(broker.ConnectInfo{ClientID: clientID, CleanSession: true})
+	c, _, err := h.admit(broker.ConnectInfo{ClientID: clientID, CleanSession: true})
 	if err != nil {
 		return nil, NewError(CodeForbidden, "client refused")
 	}

@@ -18,7 +18,7 @@ type device struct {
 
 func newTestSub(t testing.TB, m *query.Model, id string, filters ...query.FilterOption) *Subscription {
 	t.Helper()
-	where, err := query.BuildWhere(m, filters)
+	where, err := query.BuildWhere(m, filters, query.Limits{})
 	require.NoError(t, err)
 	return &Subscription{ID: id, ConnectionID: "c", Schema: m.Schema, Entity: m.Entity, model: m, where: where}
 }

@@ -34,7 +34,7 @@ func (h *Handler) validate(r *request) error {
 		r.query = q
 	}
 	if in&inWhere != 0 {
-		where, err := query.BuildWhere(m, opts.Filters)
+		where, err := query.BuildWhere(m, opts.Filters, h.limits())
 		if err != nil {
 			return err
 		}
@@ -44,7 +44,7 @@ func (h *Handler) validate(r *request) error {
 		if err := requireDataObject(r.hctx); err != nil { // a hook may have replaced it
 			return err
 		}
-		values, err := query.DecodeData(m, r.hctx.Data.(map[string]any))
+		values, err := query.DecodeData(m, r.hctx.Data.(map[string]any), h.limits())
 		if err != nil {
 			return err
 		}
@@ -59,7 +59,12 @@ func (h *Handler) validate(r *request) error {
 }
 
 func (h *Handler) limits() query.Limits {
-	return query.Limits{DefaultLimit: h.config.Limits.DefaultPageSize, MaxLimit: h.config.Limits.MaxPageSize}
+	l := h.config.Limits
+	return query.Limits{
+		DefaultLimit: l.DefaultPageSize, MaxLimit: l.MaxPageSize,
+		MaxFilters: l.MaxFilters, MaxSortKeys: l.MaxSortKeys, MaxInValues: l.MaxInValues,
+		MaxValueBytes: l.MaxValueBytes, MaxRecordBytes: l.MaxRecordBytes,
+	}
 }
 
 // keepPrimaryKey refuses an update that would change the primary key; a

@@ -7,18 +7,49 @@ import (
 	"unicode/utf8"
 )
 
-// Limits bounds the page size of list reads. A zero field means "no
-// default" and "no cap" respectively.
+// Limits bounds what one request may ask. For DefaultLimit and MaxLimit
+// zero means "no default" and "no cap"; for the other fields zero means the
+// Default* constant of the same name.
 type Limits struct {
 	// DefaultLimit is the page size of a request that gives no limit.
 	DefaultLimit int
 	// MaxLimit is the largest page size a request may ask for.
 	MaxLimit int
+	// MaxFilters caps the filters of a request.
+	MaxFilters int
+	// MaxSortKeys caps the sort keys of a request.
+	MaxSortKeys int
+	// MaxInValues caps the operands of in and not_in.
+	MaxInValues int
+	// MaxValueBytes caps one text or binary value (in data or a filter).
+	MaxValueBytes int
+	// MaxRecordBytes caps the data of one create or update.
+	MaxRecordBytes int
 }
 
+// Defaults of Limits.
 const (
-	// maxListValues bounds the operands of in and not_in.
-	maxListValues = 1000
+	DefaultMaxFilters     = 50
+	DefaultMaxSortKeys    = 10
+	DefaultMaxInValues    = 1000
+	DefaultMaxValueBytes  = 64 << 10
+	DefaultMaxRecordBytes = 256 << 10
+)
+
+func orDefault(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func (l Limits) maxFilters() int     { return orDefault(l.MaxFilters, DefaultMaxFilters) }
+func (l Limits) maxSortKeys() int    { return orDefault(l.MaxSortKeys, DefaultMaxSortKeys) }
+func (l Limits) maxInValues() int    { return orDefault(l.MaxInValues, DefaultMaxInValues) }
+func (l Limits) maxValueBytes() int  { return orDefault(l.MaxValueBytes, DefaultMaxValueBytes) }
+func (l Limits) maxRecordBytes() int { return orDefault(l.MaxRecordBytes, DefaultMaxRecordBytes) }
+
+const (
 	// maxPatternBytes bounds like and ilike patterns. It keeps the in-memory
 	// matcher cheap and the translated SQLite pattern far below SQLite's
 	// pattern length limit.
@@ -59,8 +90,11 @@ func BuildQuery(m *Model, opts *RequestOptions, limits Limits) (*Query, error) {
 	}
 	q := &Query{Model: m}
 	var err error
-	if q.Where, err = BuildWhere(m, opts.Filters); err != nil {
+	if q.Where, err = BuildWhere(m, opts.Filters, limits); err != nil {
 		return nil, err
+	}
+	if n := limits.maxSortKeys(); len(opts.Sort) > n {
+		return nil, fmt.Errorf("%w: at most %d sort keys", ErrInvalidOptions, n)
 	}
 	if q.Sort, err = buildSort(m, opts.Sort); err != nil {
 		return nil, err
@@ -111,17 +145,21 @@ func pageSize(requested *int, limits Limits) int {
 //
 // Each condition's value is converted to the column's type (see
 // ConvertValue and the operator rules in WhereSQL); eq and neq refuse
-// null (use is_null / is_not_null).
-func BuildWhere(m *Model, filters []FilterOption) ([]Group, error) {
+// null (use is_null / is_not_null). limits caps the number of filters, the
+// operands of in and not_in and the size of text values.
+func BuildWhere(m *Model, filters []FilterOption, limits Limits) ([]Group, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: no model", ErrInvalidOptions)
 	}
 	if len(filters) == 0 {
 		return nil, nil
 	}
+	if n := limits.maxFilters(); len(filters) > n {
+		return nil, fmt.Errorf("%w: at most %d filters", ErrInvalidOptions, n)
+	}
 	var groups []Group
 	for i, f := range filters {
-		cond, err := buildCondition(m, f)
+		cond, err := buildCondition(m, f, limits)
 		if err != nil {
 			return nil, fmt.Errorf("filter %d: %w", i+1, err)
 		}
@@ -143,7 +181,7 @@ func BuildWhere(m *Model, filters []FilterOption) ([]Group, error) {
 }
 
 // buildCondition resolves one filter.
-func buildCondition(m *Model, f FilterOption) (Condition, error) {
+func buildCondition(m *Model, f FilterOption, limits Limits) (Condition, error) {
 	c, ok := m.Column(f.Column)
 	if !ok {
 		return Condition{}, unknownColumn(m, f.Column)
@@ -161,13 +199,13 @@ func buildCondition(m *Model, f FilterOption) (Condition, error) {
 	}
 	switch op {
 	case OpLike, OpILike:
-		p, err := likePattern(c, op, f.Value)
+		p, err := checkPattern(c, op, f.Value)
 		if err != nil {
 			return Condition{}, err
 		}
-		cond.Value = p
+		cond.Value, cond.like = p, compileLike(p, op == OpILike)
 	case OpIn, OpNotIn, OpBetween:
-		vals, err := listOperands(c, op, f.Value)
+		vals, err := listOperands(c, op, f.Value, limits)
 		if err != nil {
 			return Condition{}, err
 		}
@@ -175,6 +213,9 @@ func buildCondition(m *Model, f FilterOption) (Condition, error) {
 	default:
 		v, err := ConvertValue(c, f.Value)
 		if err != nil {
+			return Condition{}, err
+		}
+		if err := checkSize(c, v, limits); err != nil {
 			return Condition{}, err
 		}
 		if v == nil {
@@ -186,8 +227,8 @@ func buildCondition(m *Model, f FilterOption) (Condition, error) {
 	return cond, nil
 }
 
-// likePattern checks the operand of like and ilike.
-func likePattern(c *Column, op Op, v any) (string, error) {
+// checkPattern checks the operand of like and ilike.
+func checkPattern(c *Column, op Op, v any) (string, error) {
 	if derefType(c.Type).Kind() != reflect.String {
 		return "", fmt.Errorf("%w: %s needs a text column, %s is not one", ErrInvalidValue, op, c.JSONName)
 	}
@@ -206,7 +247,7 @@ func likePattern(c *Column, op Op, v any) (string, error) {
 }
 
 // listOperands converts the array operand of in, not_in and between.
-func listOperands(c *Column, op Op, v any) ([]any, error) {
+func listOperands(c *Column, op Op, v any, limits Limits) ([]any, error) {
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
 		rv = rv.Elem()
@@ -220,8 +261,8 @@ func listOperands(c *Column, op Op, v any) ([]any, error) {
 		return nil, fmt.Errorf("%w: between on column %s needs an array of exactly 2 values", ErrInvalidValue, c.JSONName)
 	case n == 0:
 		return nil, fmt.Errorf("%w: %s on column %s needs at least one value", ErrInvalidValue, op, c.JSONName)
-	case n > maxListValues:
-		return nil, fmt.Errorf("%w: %s on column %s takes at most %d values", ErrInvalidValue, op, c.JSONName, maxListValues)
+	case n > limits.maxInValues():
+		return nil, fmt.Errorf("%w: %s on column %s takes at most %d values", ErrInvalidValue, op, c.JSONName, limits.maxInValues())
 	}
 	out := make([]any, n)
 	for i := 0; i < n; i++ {
@@ -231,6 +272,9 @@ func listOperands(c *Column, op Op, v any) ([]any, error) {
 		}
 		cv, err := ConvertValue(c, e.Interface())
 		if err != nil {
+			return nil, err
+		}
+		if err := checkSize(c, cv, limits); err != nil {
 			return nil, err
 		}
 		if cv == nil {

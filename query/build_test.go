@@ -103,7 +103,7 @@ func TestQueryBuildWhere(t *testing.T) {
 		{name: "in empty", filters: `[{"column":"count","operator":"in","value":[]}]`, wantErr: ErrInvalidValue},
 		{name: "in null element", filters: `[{"column":"count","operator":"in","value":[1,null]}]`, wantErr: ErrInvalidValue},
 		{name: "in bad element", filters: `[{"column":"count","operator":"not_in","value":[1,"x"]}]`, wantErr: ErrInvalidValue},
-		{name: "in too many", filters: `[{"column":"count","operator":"in","value":[` + strings.TrimSuffix(strings.Repeat("1,", maxListValues+1), ",") + `]}]`, wantErr: ErrInvalidValue},
+		{name: "in too many", filters: `[{"column":"count","operator":"in","value":[` + strings.TrimSuffix(strings.Repeat("1,", DefaultMaxInValues+1), ",") + `]}]`, wantErr: ErrInvalidValue},
 		{name: "between one", filters: `[{"column":"count","operator":"between","value":[1]}]`, wantErr: ErrInvalidValue},
 		{name: "between three", filters: `[{"column":"count","operator":"between","value":[1,2,3]}]`, wantErr: ErrInvalidValue},
 		{name: "compare map column", filters: `[{"column":"extra","operator":"eq","value":{}}]`, wantErr: ErrInvalidValue},
@@ -116,7 +116,7 @@ func TestQueryBuildWhere(t *testing.T) {
 			if err := dec.Decode(&filters); err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			where, err := BuildWhere(m, filters)
+			where, err := BuildWhere(m, filters, Limits{})
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -136,7 +136,7 @@ func TestQueryBuildWhere(t *testing.T) {
 func TestQueryBuildWhereErrorText(t *testing.T) {
 	m := qtModel(t)
 	long := strings.Repeat("x", 500)
-	_, err := BuildWhere(m, []FilterOption{{Column: long, Operator: "eq", Value: 1}})
+	_, err := BuildWhere(m, []FilterOption{{Column: long, Operator: "eq", Value: 1}}, Limits{})
 	if !errors.Is(err, ErrUnknownColumn) {
 		t.Fatalf("err = %v", err)
 	}
@@ -242,7 +242,7 @@ func TestBuildQueryNilModel(t *testing.T) {
 	if _, err := BuildQuery(nil, nil, Limits{}); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("err = %v", err)
 	}
-	if _, err := BuildWhere(nil, nil); !errors.Is(err, ErrInvalidOptions) {
+	if _, err := BuildWhere(nil, nil, Limits{}); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("err = %v", err)
 	}
 }

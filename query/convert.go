@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 var (
@@ -45,7 +47,9 @@ func ConvertValue(c *Column, v any) (any, error) {
 }
 
 // DecodeData converts the data object of a create or update request into
-// typed column values. Every key must name a visible column of m (JSON key
+// typed column values. limits caps each text or binary value
+// (MaxValueBytes) and the whole data object (MaxRecordBytes, measured as
+// JSON). Every key must name a visible column of m (JSON key
 // or database name); relations and hidden columns are refused with
 // ErrUnknownColumn, and two keys naming the same column with
 // ErrInvalidValue. Typing is strict: a JSON string is refused for a numeric
@@ -53,9 +57,12 @@ func ConvertValue(c *Column, v any) (any, error) {
 // column; null is accepted only for nullable columns and gives a nil value.
 // Other values convert as in ConvertValue. Each value is of the column's
 // full Go type (a *T for a pointer field), ready for Column.Set.
-func DecodeData(m *Model, data map[string]any) (map[*Column]any, error) {
+func DecodeData(m *Model, data map[string]any, limits Limits) (map[*Column]any, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: no model", ErrInvalidValue)
+	}
+	if n, err := jsonSize(data); err != nil || n > limits.maxRecordBytes() {
+		return nil, fmt.Errorf("%w: the record is larger than %d bytes", ErrInvalidValue, limits.maxRecordBytes())
 	}
 	keys := make([]string, 0, len(data))
 	for k := range data {
@@ -76,6 +83,9 @@ func DecodeData(m *Model, data map[string]any) (map[*Column]any, error) {
 		}
 		v, err := convert(c, data[k], true)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkSize(c, v, limits); err != nil {
 			return nil, err
 		}
 		if v == nil {
@@ -107,6 +117,16 @@ func convert(c *Column, v any, strict bool) (any, error) {
 		return nil, invalid(c, "a plain value")
 	}
 	t := derefType(c.Type)
+	if src.Kind() == reflect.String && src.Type() != jsonNumberType && !isByteSlice(t) {
+		if err := validText(c, src.String()); err != nil {
+			return nil, err
+		}
+	}
+	if classOf(t) == classOther {
+		if b, err := json.Marshal(src.Interface()); err == nil && bytes.Contains(b, []byte(`\u0000`)) {
+			return nil, invalid(c, "a value without NUL characters")
+		}
+	}
 	if src.Type() == t && src.Kind() != reflect.Float32 && src.Kind() != reflect.Float64 {
 		return src.Interface(), nil
 	}
@@ -445,4 +465,46 @@ func isUintKind(k reflect.Kind) bool {
 
 func isByteSlice(t reflect.Type) bool {
 	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8
+}
+
+// checkSize refuses a text or binary value larger than limits allow.
+func checkSize(c *Column, v any, limits Limits) error {
+	n := 0
+	switch x := v.(type) {
+	case string:
+		n = len(x)
+	case []byte:
+		n = len(x)
+	default:
+		rv := reflect.ValueOf(v)
+		switch {
+		case rv.Kind() == reflect.String:
+			n = rv.Len()
+		case rv.IsValid() && isByteSlice(rv.Type()):
+			n = rv.Len()
+		}
+	}
+	if max := limits.maxValueBytes(); n > max {
+		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidValue, c.JSONName, max)
+	}
+	return nil
+}
+
+// jsonSize returns the length of v encoded as JSON.
+func jsonSize(v any) (int, error) {
+	b, err := json.Marshal(v)
+	return len(b), err
+}
+
+// validText refuses text that no supported database stores the same way:
+// a NUL character (PostgreSQL cannot store it, SQLite truncates at it in
+// places) or invalid UTF-8.
+func validText(c *Column, s string) error {
+	if !utf8.ValidString(s) {
+		return invalid(c, "valid UTF-8 text")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return invalid(c, "text without NUL characters")
+	}
+	return nil
 }

@@ -184,7 +184,7 @@ func TestConvertDecodeData(t *testing.T) {
 			if err := dec.Decode(&data); err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			got, err := DecodeData(m, data)
+			got, err := DecodeData(m, data, Limits{})
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -214,7 +214,7 @@ func TestConvertDecodeDataGoValues(t *testing.T) {
 	m := qtModel(t)
 	now := time.Now()
 	n := int32(9)
-	got, err := DecodeData(m, map[string]any{"count": &n, "created": now, "deleted": now, "name": qtStatus("x"), "blob": []byte("b")})
+	got, err := DecodeData(m, map[string]any{"count": &n, "created": now, "deleted": now, "name": qtStatus("x"), "blob": []byte("b")}, Limits{})
 	if err != nil {
 		t.Fatalf("DecodeData: %v", err)
 	}
@@ -225,7 +225,7 @@ func TestConvertDecodeDataGoValues(t *testing.T) {
 	if row.Count != 9 || !row.Created.Equal(now) || row.Deleted == nil || !row.Deleted.Equal(now) || row.Name != "x" || string(row.Blob) != "b" {
 		t.Errorf("row = %+v", row)
 	}
-	if _, err := DecodeData(nil, nil); !errors.Is(err, ErrInvalidValue) {
+	if _, err := DecodeData(nil, nil, Limits{}); !errors.Is(err, ErrInvalidValue) {
 		t.Errorf("nil model: err = %v", err)
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // valueClass groups column types by how their values compare.
@@ -224,7 +222,11 @@ func matchCondition(c *Condition, row reflect.Value) bool {
 		if !ok || x.Kind() != reflect.String || !validPattern(p) {
 			return false
 		}
-		return likeMatch(p, x.String(), c.Op == OpILike)
+		lp := c.like
+		if fold := c.Op == OpILike; lp == nil || lp.src != p || lp.fold != fold {
+			lp = compileLike(p, fold) // a condition not made by BuildWhere
+		}
+		return lp.match(x.String())
 	}
 	return false
 }
@@ -413,53 +415,4 @@ func timeOf(v reflect.Value) (time.Time, bool) {
 	}
 	t, ok := v.Interface().(time.Time)
 	return t, ok
-}
-
-// likeMatch reports whether s matches the valid like pattern p: `%` any
-// run of characters, `_` exactly one character, `\` escapes the next
-// character. With fold, characters compare after unicode.ToLower, which is
-// strings.ToLower of both sides character by character. It works on
-// runes, allocates nothing and needs O(len(p)*len(s)) steps at worst: on a
-// mismatch it only ever returns to the most recent `%` (a later `%`
-// subsumes every earlier one).
-func likeMatch(p, s string, fold bool) bool {
-	pi, si := 0, 0
-	starP, starS := -1, 0
-	for si < len(s) {
-		if pi < len(p) {
-			switch p[pi] {
-			case '%':
-				pi++
-				starP, starS = pi, si
-				continue
-			case '_':
-				_, w := utf8.DecodeRuneInString(s[si:])
-				pi++
-				si += w
-				continue
-			default:
-				q := pi
-				if p[q] == '\\' && q+1 < len(p) {
-					q++
-				}
-				pr, pw := utf8.DecodeRuneInString(p[q:])
-				sr, sw := utf8.DecodeRuneInString(s[si:])
-				if pr == sr || (fold && unicode.ToLower(pr) == unicode.ToLower(sr)) {
-					pi = q + pw
-					si += sw
-					continue
-				}
-			}
-		}
-		if starP < 0 {
-			return false
-		}
-		_, w := utf8.DecodeRuneInString(s[starS:])
-		starS += w
-		pi, si = starP, starS
-	}
-	for pi < len(p) && p[pi] == '%' {
-		pi++
-	}
-	return pi == len(p)
 }

@@ -174,7 +174,7 @@ func checkMatchAgreesWithDB(t *testing.T, db *gorm.DB, dialect string) {
 		for j := range filters {
 			filters[j] = qtPropFilter(r)
 		}
-		where, err := query.BuildWhere(m, filters)
+		where, err := query.BuildWhere(m, filters, query.Limits{})
 		if err != nil {
 			continue // e.g. a fractional operand for an int column
 		}

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -270,7 +273,7 @@ func BenchmarkMatch(b *testing.B) {
 		{Column: "count", Operator: "eq", Value: 5},
 		{Column: "name", Operator: "eq", Value: "abc"},
 		{Column: "name", Operator: "like", Value: "a%c", LogicOperator: "OR"},
-	})
+	}, Limits{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -290,7 +293,7 @@ func TestMatchAllocations(t *testing.T) {
 		{Column: "count", Operator: "eq", Value: 5},
 		{Column: "name", Operator: "eq", Value: "abc"},
 		{Column: "title", Operator: "ilike", Value: "%X%"},
-	})
+	}, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,5 +302,90 @@ func TestMatchAllocations(t *testing.T) {
 	Match(where, row) // warm the valuer cache
 	if n := testing.AllocsPerRun(100, func() { Match(where, row) }); n != 0 {
 		t.Errorf("Match allocates %v times per call, want 0", n)
+	}
+}
+
+// likeMatchReference is the backtracking like matcher the bounded one
+// replaced: simple enough to trust, but O(len(p)*len(s)) at worst. The
+// tests and the fuzz target check likeMatch against it.
+func likeMatchReference(p, s string, fold bool) bool {
+	pi, si := 0, 0
+	starP, starS := -1, 0
+	for si < len(s) {
+		if pi < len(p) {
+			switch p[pi] {
+			case '%':
+				pi++
+				starP, starS = pi, si
+				continue
+			case '_':
+				_, w := utf8.DecodeRuneInString(s[si:])
+				pi++
+				si += w
+				continue
+			default:
+				q := pi
+				if p[q] == '\\' && q+1 < len(p) {
+					q++
+				}
+				pr, pw := utf8.DecodeRuneInString(p[q:])
+				sr, sw := utf8.DecodeRuneInString(s[si:])
+				if pr == sr || (fold && unicode.ToLower(pr) == unicode.ToLower(sr)) {
+					pi = q + pw
+					si += sw
+					continue
+				}
+			}
+		}
+		if starP < 0 {
+			return false
+		}
+		_, w := utf8.DecodeRuneInString(s[starS:])
+		starS += w
+		pi, si = starP, starS
+	}
+	for pi < len(p) && p[pi] == '%' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+// FuzzLikeMatch checks the bounded like matcher against the backtracking
+// reference on arbitrary patterns and values, both case-sensitive and
+// folded.
+func FuzzLikeMatch(f *testing.F) {
+	for _, seed := range [][2]string{{"a%b_c", "axxbyc"}, {`%\%_`, "50%!"}, {"%é_%", "ÉxÉ"}, {"__%%_", "abc"}, {"%aa%a", "aaaa"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, p, s string) {
+		if len(p) > maxPatternBytes || !validPattern(p) || !utf8.ValidString(p) || !utf8.ValidString(s) {
+			t.Skip()
+		}
+		for _, fold := range []bool{false, true} {
+			if got, want := likeMatch(p, s, fold), likeMatchReference(p, s, fold); got != want {
+				t.Fatalf("likeMatch(%q, %q, fold=%v) = %v, reference says %v", p, s, fold, got, want)
+			}
+		}
+	})
+}
+
+// BenchmarkLikeAdversarial matches a hostile 2,000-byte pattern (a long
+// segment that almost matches everywhere) against a 300,000-character
+// value, with the bounded matcher and with the backtracking reference it
+// replaced.
+func BenchmarkLikeAdversarial(b *testing.B) {
+	p := "%" + strings.Repeat("a", 1997) + "b%"
+	s := strings.Repeat("a", 300000)
+	for _, m := range []struct {
+		name string
+		fn   func(p, s string, fold bool) bool
+	}{{"bounded", likeMatch}, {"reference", likeMatchReference}} {
+		b.Run(m.name, func(b *testing.B) {
+			for b.Loop() {
+				if m.fn(p, s, false) {
+					b.Fatal("matched")
+				}
+			}
+		})
 	}
 }

@@ -50,6 +50,8 @@ type Condition struct {
 	Value any
 	// Values holds the operands of in and not_in, or the two bounds of between.
 	Values []any
+
+	like *likePattern // Value compiled, for like and ilike (set by BuildWhere)
 }
 
 // Group is a list of conditions joined with OR.

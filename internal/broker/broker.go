@@ -21,11 +21,21 @@ type ConnectInfo struct {
 // every message the connection publishes; it never looks inside.
 type Session any
 
+// Admission is the core's answer to an accepted CONNECT.
+type Admission struct {
+	// Session is the new connection's Session.
+	Session Session
+	// Fresh asks the broker to discard what it keeps for the client id (its
+	// subscriptions and queued messages): the newcomer may not resume that
+	// session, because it is not the same principal.
+	Fresh bool
+}
+
 // Events is what an edge that sees connections reports to the core.
 type Events interface {
 	// Authenticate decides whether a CONNECT is accepted; an error refuses
 	// it. A reconnect with the same client id yields a new Session.
-	Authenticate(info ConnectInfo) (Session, error)
+	Authenticate(info ConnectInfo) (Admission, error)
 	// Connected runs once the session of s is established; an error closes
 	// the connection.
 	Connected(s Session) error
@@ -34,8 +44,9 @@ type Events interface {
 	Disconnected(s Session, cause error, sessionKept bool)
 	// SessionExpired runs when a kept session is discarded.
 	SessionExpired(clientID string)
-	// Dropped reports a message the broker could not deliver to clientID.
-	Dropped(clientID, topic string)
+	// Dropped reports a message the broker could not deliver to clientID,
+	// and why.
+	Dropped(clientID, topic, reason string)
 }
 
 // Message is one message routed to a subscription of the core.
@@ -47,10 +58,13 @@ type Message struct {
 	Sender Session
 }
 
-// Handler receives the messages of a subscription. It runs on the edge's
-// delivery goroutine: with Features.Backpressure it may block (the
-// sender's further messages wait), otherwise it must not.
-type Handler func(Message)
+// Handler receives the messages of a subscription and reports whether it
+// took the message. It runs on the edge's delivery goroutine: with
+// Features.Backpressure it may block (the sender's further messages wait),
+// otherwise it must not. With Features.Refusable a message it does not take
+// is not acknowledged (the client keeps it and sends it again); otherwise
+// the result is ignored.
+type Handler func(Message) bool
 
 // Features states what a transport provides.
 type Features struct {
@@ -61,4 +75,6 @@ type Features struct {
 	VerifiedSender bool
 	// Backpressure: a Handler may block; the sender's reads pause meanwhile.
 	Backpressure bool
+	// Refusable: a message a Handler does not take is not acknowledged.
+	Refusable bool
 }

@@ -6,18 +6,31 @@ import "strings"
 //
 // Everything under {prefix}/ is private: the level after the prefix is the
 // client id that owns the topic. A client X may publish there only to
-// {prefix}/X/request, and may read (subscribe to, or receive) only filters
-// and topics whose levels start with the prefix's levels followed by the
-// literal level X. Filters and topics that cannot reach {prefix}/ at all
-// are left alone, so the broker can carry other traffic.
+// {prefix}/X/request, and receives from there only topics {prefix}/X/...
+// Subscribing is not restricted: any valid filter is granted, `#` and
+// `spec/+/response` included, and what the client may not read is
+// withheld at delivery (Mochi checks each concrete topic before it queues
+// a message for a client, retained messages included). MQTT leaves
+// authorization to the server (MQTT 3.1.1 section 5.4.2, MQTT 5 section
+// 5.4.2); granting a filter and delivering only what the client may read
+// keeps wildcard subscriptions of other applications working as on any
+// broker. Topics outside the prefix are not restricted.
+//
+// $SYS topics describe the server; they are closed unless enabled:
+// subscribing to a filter that starts with $SYS is refused and $SYS topics
+// are not delivered. Topics under $mqttspec are the broker's own and never
+// delivered.
 //
 // These functions are pure so that they can be tested exhaustively; the
 // Mochi hook (hook.go) applies them.
 
+// reservedTopic is the first level of the broker's own topics.
+const reservedTopic = "$mqttspec"
+
 // aclAllowsPublish reports whether the client clientID may publish to topic.
 func aclAllowsPublish(prefix, clientID, topic string) bool {
-	if strings.ContainsAny(topic, "+#") {
-		return false // not a topic name; Mochi refuses it too
+	if strings.ContainsAny(topic, "+#") || strings.HasPrefix(topic, "$") {
+		return false // not a topic name, or a server topic
 	}
 	p := splitTopic(prefix)
 	t := splitTopic(topic)
@@ -28,11 +41,11 @@ func aclAllowsPublish(prefix, clientID, topic string) bool {
 		len(t) == len(p)+2 && t[len(p)] == clientID && t[len(p)+1] == "request"
 }
 
-// aclAllowsRead reports whether the client clientID may subscribe to filter
-// or receive a message published to the topic filter (a topic name is a
-// filter without wildcards). A shared subscription $share/{group}/{filter}
-// is judged by its inner filter.
-func aclAllowsRead(prefix, clientID, filter string) bool {
+// aclAllowsSubscribe reports whether a SUBSCRIBE to filter is granted:
+// every valid filter is, but those of $SYS topics when sys is false and
+// those of the broker's own topics. A shared subscription
+// $share/{group}/{filter} is judged by its inner filter.
+func aclAllowsSubscribe(filter string, sys bool) bool {
 	f := splitTopic(filter)
 	if len(f) > 0 && strings.EqualFold(f[0], "$share") { // Mochi matches $share case-insensitively
 		if len(f) < 3 {
@@ -40,19 +53,31 @@ func aclAllowsRead(prefix, clientID, filter string) bool {
 		}
 		f = f[2:]
 	}
-	p := splitTopic(prefix)
-	if !aclFilterReaches(f, p) {
-		return true
-	}
-	if !aclValidClientLevel(clientID) || len(f) <= len(p) {
+	switch {
+	case f[0] == "$SYS":
+		return sys
+	case f[0] == reservedTopic:
 		return false
 	}
-	for i, level := range p {
-		if f[i] != level {
-			return false
-		}
+	return true
+}
+
+// aclAllowsRead reports whether the client clientID may receive a message
+// published to topic: not another client's private topic, not a $SYS
+// topic when sys is false, never one of the broker's own.
+func aclAllowsRead(prefix, clientID, topic string, sys bool) bool {
+	t := splitTopic(topic)
+	switch {
+	case t[0] == "$SYS":
+		return sys
+	case t[0] == reservedTopic:
+		return false
 	}
-	return f[len(p)] == clientID
+	p := splitTopic(prefix)
+	if !aclUnderPrefix(p, t) {
+		return true
+	}
+	return aclValidClientLevel(clientID) && t[len(p)] == clientID
 }
 
 // aclUnderPrefix reports whether the topic levels t lie strictly under the
@@ -67,36 +92,6 @@ func aclUnderPrefix(p, t []string) bool {
 		}
 	}
 	return true
-}
-
-// aclFilterReaches reports whether the filter levels f can match at least
-// one topic strictly under the prefix levels p.
-//
-// Wildcards are taken to match every level, including a first level that
-// starts with '$'. The MQTT rule that '#' and '+' do not match such a level
-// is deliberately not relied on: Mochi applies it when routing live
-// messages but, for retained messages sent to a new subscription, only to
-// $SYS. The stricter answer is the safe one, and the handler's prefix cannot
-// start with '$' anyway.
-func aclFilterReaches(f, p []string) bool {
-	for i, level := range p {
-		if i >= len(f) {
-			return false // the filter ends above or at the prefix
-		}
-		switch f[i] {
-		case "#":
-			return true
-		case "+":
-			continue
-		default:
-			if f[i] != level {
-				return false
-			}
-		}
-	}
-	// Every remaining level (literal, '+' or '#') matches some topic under
-	// the prefix; none remaining means the filter matches only the prefix.
-	return len(f) > len(p)
 }
 
 // aclValidClientLevel reports whether id can be one literal topic level.

@@ -33,7 +33,8 @@ func TestACLAllowsPublish(t *testing.T) {
 		{"spec", "A", "Spec/B/request", true},
 		{"spec", "A", "x/spec/B/request", true},
 		{"spec", "A", "/spec/B/request", true},
-		{"spec", "A", "$SYS/x", true},
+		{"spec", "A", "$SYS/x", false}, // server topics
+		{"spec", "A", "$mqttspec/routed-will", false},
 		// Multi-level prefix.
 		{"a/b", "A", "a/b/A/request", true},
 		{"a/b", "A", "a/b/B/request", false},
@@ -53,79 +54,79 @@ func TestACLAllowsPublish(t *testing.T) {
 	}
 }
 
-func TestACLAllowsRead(t *testing.T) {
+// TestACLAllowsSubscribe: every valid filter is granted, those reaching
+// other clients' private topics included (what they may not read is
+// withheld at delivery); $SYS only when enabled; the broker's own topics
+// never; a malformed shared subscription never.
+func TestACLAllowsSubscribe(t *testing.T) {
 	cases := []struct {
-		prefix, client, filter string
-		want                   bool
+		filter string
+		sys    bool
+		want   bool
 	}{
-		// Own topics, literal.
-		{"spec", "A", "spec/A/response", true},
-		{"spec", "A", "spec/A/notify/+", true},
-		{"spec", "A", "spec/A/notify/#", true},
-		{"spec", "A", "spec/A/#", true},
-		{"spec", "A", "spec/A/+", true},
-		{"spec", "A", "spec/A", true},
-		{"spec", "A", "spec/A/notify/abc", true},
-		// Other clients' topics or wildcards at the client level.
-		{"spec", "A", "spec/B/response", false},
-		{"spec", "A", "spec/+/response", false},
-		{"spec", "A", "spec/+/#", false},
-		{"spec", "A", "spec/#", false},
-		{"spec", "A", "spec/+", false},
-		{"spec", "A", "#", false},
-		{"spec", "A", "+/A/response", false},
-		{"spec", "A", "+/+/response", false},
-		{"spec", "A", "+/x/+/y", false}, // matches spec/x/..., client x's topics
-		{"spec", "x", "+/x/+/y", false}, // the prefix levels must be literal
-		{"spec", "A", "+/#", false},
-		{"spec", "A", "spec/other/response", false},
-		{"spec", "A", "spec/a/response", false},
-		{"spec", "A", "spec//response", false},
-		// Filters that cannot reach spec/...: allowed.
-		{"spec", "A", "sensors/#", true},
-		{"spec", "A", "other/x", true},
-		{"spec", "A", "spec", true}, // matches only the topic "spec"
-		{"spec", "A", "+", true},    // one level: cannot reach spec/x
-		{"spec", "A", "specs/#", true},
-		{"spec", "A", "x/spec/#", true},
-		{"spec", "A", "/spec/#", true},
-		{"spec", "A", "$SYS/#", true},
-		// Shared subscriptions are judged by their inner filter.
-		{"spec", "A", "$share/g/spec/A/response", true},
-		{"spec", "A", "$share/g/spec/B/response", false},
-		{"spec", "A", "$share/g/spec/+/request", false},
-		{"spec", "A", "$share/g/#", false},
-		{"spec", "A", "$SHARE/g/#", false},
-		{"spec", "A", "$Share/g/spec/#", false},
-		{"spec", "A", "$share/g/sensors/#", true},
-		{"spec", "A", "$share/g", false},
-		{"spec", "A", "$share", false},
-		// Multi-level prefix.
-		{"a/b", "A", "a/b/A/response", true},
-		{"a/b", "A", "a/b/A/#", true},
-		{"a/b", "A", "a/b/B/response", false},
-		{"a/b", "A", "a/b/#", false},
-		{"a/b", "A", "a/#", false},
-		{"a/b", "A", "a/+/A/response", false},
-		{"a/b", "A", "+/b/A/response", false},
-		{"a/b", "A", "a/+", true}, // matches a/b itself only
-		{"a/b", "A", "a/b", true},
-		{"a/b", "A", "a/c/#", true},
-		{"a/b", "A", "+", true},
-		// A prefix starting with '$' (rejected by the config) is still
-		// protected from '#' and '+': Mochi routes such topics to them.
-		{"$p", "A", "#", false},
-		{"$p", "A", "+/A/response", false},
-		{"$p", "A", "$p/A/response", true},
-		// Invalid client ids read nothing under the prefix.
-		{"spec", "", "spec//response", false},
-		{"spec", "A/B", "spec/A/B/response", false},
-		{"spec", "+", "spec/+/response", false},
-		{"spec", "#", "spec/#", false},
-		{"spec", "A/B", "sensors/#", true},
+		{"spec/A/response", false, true},
+		{"spec/B/response", false, true},
+		{"spec/+/response", false, true},
+		{"#", false, true},
+		{"+/+", false, true},
+		{"spec/#", false, true},
+		{"sensors/#", false, true},
+		{"$share/g/spec/+/request", false, true},
+		{"$SHARE/g/#", false, true},
+		{"$share/g", false, false},
+		{"$share", false, false},
+		{"$SYS/#", false, false},
+		{"$SYS/broker/clients", false, false},
+		{"$SYS/#", true, true},
+		{"$share/g/$SYS/#", false, false},
+		{"$mqttspec/#", true, false},
+		{"$mqttspec/routed-will", false, false},
 	}
 	for _, c := range cases {
-		require.Equal(t, c.want, aclAllowsRead(c.prefix, c.client, c.filter),
-			"prefix %q client %q read %q", c.prefix, c.client, c.filter)
+		require.Equal(t, c.want, aclAllowsSubscribe(c.filter, c.sys), "subscribe %q (sys %v)", c.filter, c.sys)
+	}
+}
+
+// TestACLAllowsRead: a client receives its own private topics and every
+// topic outside the prefix, never another client's private topics.
+func TestACLAllowsRead(t *testing.T) {
+	cases := []struct {
+		prefix, client, topic string
+		sys                   bool
+		want                  bool
+	}{
+		// Own topics.
+		{"spec", "A", "spec/A/response", false, true},
+		{"spec", "A", "spec/A/notify/abc", false, true},
+		{"spec", "A", "spec/A/request", false, true},
+		// Other clients' topics.
+		{"spec", "A", "spec/B/response", false, false},
+		{"spec", "A", "spec/B/notify/x", false, false},
+		{"spec", "A", "spec/B/request", false, false},
+		{"spec", "A", "spec/a/response", false, false},
+		{"spec", "A", "spec//response", false, false},
+		// Outside the prefix.
+		{"spec", "A", "sensors/1", false, true},
+		{"spec", "A", "spec", false, true},
+		{"spec", "A", "specs/A/response", false, true},
+		{"spec", "A", "x/spec/B/response", false, true},
+		{"spec", "A", "TopicA/B", false, true},
+		// Multi-level prefix.
+		{"a/b", "A", "a/b/A/response", false, true},
+		{"a/b", "A", "a/b/B/response", false, false},
+		{"a/b", "A", "a/c/B/response", false, true},
+		// $SYS only when enabled; the broker's own topics never.
+		{"spec", "A", "$SYS/broker/clients", false, false},
+		{"spec", "A", "$SYS/broker/clients", true, true},
+		{"spec", "A", "$mqttspec/routed-will", true, false},
+		// Invalid client ids read nothing under the prefix.
+		{"spec", "", "spec//response", false, false},
+		{"spec", "A/B", "spec/A/B/response", false, false},
+		{"spec", "+", "spec/+/response", false, false},
+		{"spec", "A/B", "sensors/1", false, true},
+	}
+	for _, c := range cases {
+		require.Equal(t, c.want, aclAllowsRead(c.prefix, c.client, c.topic, c.sys),
+			"prefix %q client %q read %q", c.prefix, c.client, c.topic)
 	}
 }

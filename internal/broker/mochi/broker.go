@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -49,13 +50,33 @@ type Config struct {
 	// EnableWebSocket adds a WebSocket listener on Host:WSPort (-1: free port).
 	EnableWebSocket bool
 	WSPort          int
-	// MaxConnections > 0 refuses connections beyond that many.
+	// MaxConnections > 0 refuses a CONNECT beyond that many connected
+	// clients (CONNACK "server unavailable"), and any connection beyond
+	// twice that many, those that have not sent CONNECT yet included.
 	MaxConnections int
+	// MaxConnectionsPerAddress > 0 refuses connections from one remote IP
+	// beyond that many.
+	MaxConnectionsPerAddress int
 	// KeepAlive > 0 caps the keep-alive of MQTT 5 clients.
 	KeepAlive time.Duration
 	// Prefix is the topic prefix whose topics are private to their client.
 	Prefix string
+	// EnableSysTopics lets clients read $SYS topics.
+	EnableSysTopics bool
+	// MaxPacketSize caps a packet read from a client (bytes).
+	MaxPacketSize int
+	// SessionExpiry is the longest a disconnected persistent session is kept.
+	SessionExpiry time.Duration
+	// MaxQueuedMessages and MaxQueuedBytes cap the QoS 1/2 messages held
+	// for one session.
+	MaxQueuedMessages int
+	MaxQueuedBytes    int
 }
+
+// writesPending is the length of each client's write queue. Mochi
+// allocates it with every connection, so it stays small; the core keeps
+// it from filling (AwaitRoom) for its answers.
+const writesPending = 256
 
 type state int
 
@@ -68,10 +89,11 @@ const (
 // Broker is the embedded Mochi broker. Create it with New, then Start it.
 // It starts once; after Stop create a new one.
 type Broker struct {
-	config Config
-	events broker.Events
-	logger *slog.Logger
-	server *mqtt.Server
+	config        Config
+	events        broker.Events
+	logger        *slog.Logger
+	server        *mqtt.Server
+	writesPending int
 
 	running atomic.Bool
 	conns   sync.Map // *mqtt.Client -> broker.Session, from CONNECT to disconnect
@@ -90,11 +112,25 @@ type Broker struct {
 // events and logs (Mochi's own logs included) to logger. The Mochi server
 // is created here (see Server), but nothing listens before Start.
 func New(cfg Config, events broker.Events, logger *slog.Logger) *Broker {
+	if cfg.MaxQueuedMessages <= 0 {
+		cfg.MaxQueuedMessages = 1000
+	}
+	if cfg.MaxQueuedBytes <= 0 {
+		cfg.MaxQueuedBytes = 16 << 20
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	if cfg.MaxConnections > 0 {
 		caps.MaximumClients = int64(cfg.MaxConnections)
 	}
-	b := &Broker{config: cfg, events: events, logger: logger, subs: map[string]broker.Handler{}}
+	if cfg.MaxPacketSize > 0 {
+		caps.MaximumPacketSize = uint32(min(cfg.MaxPacketSize, math.MaxUint32))
+	}
+	if cfg.SessionExpiry > 0 {
+		caps.MaximumSessionExpiryInterval = uint32(min(max(cfg.SessionExpiry/time.Second, 1), math.MaxUint32))
+	}
+	caps.MaximumInflight = uint16(min(cfg.MaxQueuedMessages, math.MaxUint16))
+	caps.MaximumClientWritesPending = writesPending
+	b := &Broker{config: cfg, events: events, logger: logger, subs: map[string]broker.Handler{}, writesPending: writesPending}
 	b.server = mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: logger})
 	// AddHook only fails for a hook whose Init fails; ours cannot.
 	if err := b.server.AddHook(&hook{b: b}, nil); err != nil {
@@ -107,7 +143,7 @@ func New(cfg Config, events broker.Events, logger *slog.Logger) *Broker {
 // the verified sender of every message, and backpressure (a subscription
 // handler runs on the publisher's goroutine).
 func (b *Broker) Features() broker.Features {
-	return broker.Features{ConnectEvents: true, VerifiedSender: true, Backpressure: true}
+	return broker.Features{ConnectEvents: true, VerifiedSender: true, Backpressure: true, Refusable: true}
 }
 
 // Server returns the Mochi server, for adding hooks or listeners.
@@ -153,7 +189,8 @@ func (b *Broker) Start(ctx context.Context) error {
 		return fmt.Errorf("mqttspec: embedded broker: start: %w", err)
 	}
 	addr := listenAddr(b.config.Host, b.config.Port)
-	tcp := newTCPListener(tcpListenerID, addr)
+	limits := b.connLimits()
+	tcp := newTCPListener(tcpListenerID, addr, limits)
 	// The listener binds in Init (called by AddListener), so a port in use
 	// fails here and clients can connect as soon as Start returns.
 	if err := b.server.AddListener(tcp); err != nil {
@@ -162,7 +199,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	var ws *wsListener
 	if b.config.EnableWebSocket {
 		wsAddr := listenAddr(b.config.Host, b.config.WSPort)
-		ws = newWSListener(wsListenerID, wsAddr)
+		ws = newWSListener(wsListenerID, wsAddr, limits)
 		if err := b.server.AddListener(ws); err != nil {
 			b.dropListener(tcp)
 			return fmt.Errorf("mqttspec: embedded broker: websocket listen on %s: %w", wsAddr, err)
@@ -284,8 +321,9 @@ func (b *Broker) Unsubscribe(filter string) error {
 }
 
 // route hands a client's message to the core's subscriptions it matches,
-// on the publishing connection's goroutine.
-func (b *Broker) route(cl *mqtt.Client, topic string, payload []byte) {
+// on the publishing connection's goroutine, and reports whether they took
+// it (a message no subscription matches is taken: it is not the core's).
+func (b *Broker) route(cl *mqtt.Client, topic string, payload []byte) bool {
 	b.subsMu.RLock()
 	var fns []broker.Handler
 	for filter, fn := range b.subs {
@@ -295,14 +333,29 @@ func (b *Broker) route(cl *mqtt.Client, topic string, payload []byte) {
 	}
 	b.subsMu.RUnlock()
 	if len(fns) == 0 {
-		return
+		return true
 	}
-	session, _ := b.conns.Load(cl)
 	if !senderOwnsTopic(b.config.Prefix, cl.ID, topic) {
 		b.logger.Warn("dropped a request published by another client", "topic", topic, "sender", cl.ID)
-		return
+		return true
 	}
+	var session broker.Session
+	if c, ok := b.connOf(cl); ok {
+		session = c.session
+	}
+	took := true
 	for _, fn := range fns {
-		fn(broker.Message{Topic: topic, Payload: payload, Sender: session})
+		took = fn(broker.Message{Topic: topic, Payload: payload, Sender: session}) && took
 	}
+	return took
+}
+
+// connLimits is what the listeners enforce before a connection reaches
+// Mochi.
+func (b *Broker) connLimits() connLimits {
+	// Mochi refuses a CONNECT beyond MaxConnections with "server
+	// unavailable"; the gate also bounds the connections that have not sent
+	// CONNECT yet, at twice the limit in all.
+	return connLimits{max: 2 * b.config.MaxConnections, perAddress: b.config.MaxConnectionsPerAddress,
+		logger: b.logger, gate: &gate{byAddr: map[string]int{}}}
 }

@@ -57,16 +57,16 @@ func brokerTestNewEvents() *brokerTestEvents {
 	}
 }
 
-func (e *brokerTestEvents) Authenticate(info broker.ConnectInfo) (broker.Session, error) {
+func (e *brokerTestEvents) Authenticate(info broker.ConnectInfo) (broker.Admission, error) {
 	e.mu.Lock()
 	e.infos = append(e.infos, info)
 	e.mu.Unlock()
 	if e.refuse != nil {
 		if err := e.refuse(info); err != nil {
-			return nil, err
+			return broker.Admission{}, err
 		}
 	}
-	return &brokerTestSession{ID: info.ClientID}, nil
+	return broker.Admission{Session: &brokerTestSession{ID: info.ClientID}}, nil
 }
 
 func (e *brokerTestEvents) Connected(s broker.Session) error {
@@ -80,7 +80,7 @@ func (e *brokerTestEvents) Disconnected(s broker.Session, cause error, sessionKe
 
 func (e *brokerTestEvents) SessionExpired(clientID string) { e.expC <- clientID }
 
-func (e *brokerTestEvents) Dropped(clientID, topic string) { e.dropC <- clientID + " " + topic }
+func (e *brokerTestEvents) Dropped(clientID, topic, _ string) { e.dropC <- clientID + " " + topic }
 
 func (e *brokerTestEvents) connectInfos() []broker.ConnectInfo {
 	e.mu.Lock()
@@ -125,8 +125,9 @@ type brokerTestDelivery struct {
 func brokerTestCallback(t testing.TB, b *Broker, filter string) chan mqtttest.Msg {
 	t.Helper()
 	ch := make(chan mqtttest.Msg, 1000)
-	require.NoError(t, b.Subscribe(filter, 1, func(m broker.Message) {
+	require.NoError(t, b.Subscribe(filter, 1, func(m broker.Message) bool {
 		ch <- mqtttest.Msg{Topic: m.Topic, Payload: string(m.Payload)}
+		return true
 	}))
 	return ch
 }
@@ -135,8 +136,9 @@ func brokerTestCallback(t testing.TB, b *Broker, filter string) chan mqtttest.Ms
 func brokerTestSenders(t testing.TB, b *Broker, filter string) chan brokerTestDelivery {
 	t.Helper()
 	ch := make(chan brokerTestDelivery, 1000)
-	require.NoError(t, b.Subscribe(filter, 1, func(m broker.Message) {
+	require.NoError(t, b.Subscribe(filter, 1, func(m broker.Message) bool {
 		ch <- brokerTestDelivery{mqtttest.Msg{Topic: m.Topic, Payload: string(m.Payload)}, m.Sender}
+		return true
 	}))
 	return ch
 }
@@ -265,13 +267,15 @@ func TestEmbeddedBrokerBlocksEavesdropping(t *testing.T) {
 	victim := mqtttest.MustDialRaw(t, url, "B")
 	require.Equal(t, byte(1), victim.SubscribeCode("spec/B/response", 1))
 
+	// Every filter is granted; what the spy may not read is withheld.
 	spy := mqtttest.MustDialRaw(t, url, "A")
 	for _, filter := range []string{
 		"spec/B/response", "spec/+/response", "spec/#", "#", "+/B/response", "spec/+/+",
 		"$share/g/spec/B/response", "$share/g/#",
 	} {
-		require.Equal(t, byte(0x80), spy.SubscribeCode(filter, 1), "SUBACK for %s", filter)
+		require.Equal(t, byte(1), spy.SubscribeCode(filter, 1), "SUBACK for %s", filter)
 	}
+	require.Equal(t, byte(0x80), spy.SubscribeCode("$SYS/#", 1), "$SYS is closed")
 	require.Equal(t, byte(1), spy.SubscribeCode("spec/A/#", 1))
 	require.Equal(t, byte(1), spy.SubscribeCode("sensors/#", 1))
 

@@ -12,46 +12,118 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
-
-// ---- listeners ----
 
 // Mochi's own listeners do not fit: its WebSocket listener binds only when
 // serving (so a port in use is merely logged), and neither closes a
 // connection that has not sent CONNECT yet, on which Server.Close then
-// waits forever. These listeners bind in Init, give new connections
-// handshakeTimeout to send CONNECT, and close every connection they
-// accepted when closed.
+// waits forever. These listeners bind in Init, admit connections within
+// the broker's limits (gate), give new connections handshakeTimeout to send
+// CONNECT, close every connection they accepted when closed, and log why a
+// connection was refused.
+
+// connLimits are the connection limits the listeners of one broker share.
+type connLimits struct {
+	max, perAddress int
+	logger          *slog.Logger
+	gate            *gate
+}
+
+// gate counts the connections of all listeners of a broker, those that
+// have not sent CONNECT yet included, and refuses those beyond the limits.
+type gate struct {
+	mu     sync.Mutex
+	total  int
+	byAddr map[string]int
+}
+
+// admit counts a new connection from addr, or refuses it (false).
+func (l connLimits) admit(addr string) bool {
+	g := l.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case l.max > 0 && g.total >= l.max:
+		l.logger.Info("connection refused: too many connections", "remote", addr, "limit", l.max)
+		return false
+	case l.perAddress > 0 && g.byAddr[addr] >= l.perAddress:
+		l.logger.Info("connection refused: MaxConnectionsPerAddress reached", "remote", addr, "limit", l.perAddress)
+		return false
+	}
+	g.total++
+	g.byAddr[addr]++
+	return true
+}
+
+// leave uncounts a connection from addr.
+func (l connLimits) leave(addr string) {
+	g := l.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.total--
+	if g.byAddr[addr]--; g.byAddr[addr] <= 0 {
+		delete(g.byAddr, addr)
+	}
+}
+
+// remoteIP is the IP part of a connection's remote address.
+func remoteIP(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
 
 // connSet tracks the connections a listener accepted.
 type connSet struct {
+	limits connLimits
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
 	closed bool
 }
 
-// trackedConn removes itself from its set when closed.
+// trackedConn removes itself from its set and the gate when closed, and
+// then runs what was registered with onClose.
 type trackedConn struct {
 	net.Conn
-	set *connSet
+	set     *connSet
+	addr    string
+	once    sync.Once
+	mu      sync.Mutex
+	closers []func()
 }
 
 // track wraps c and adds it to the set; it returns nil (and closes c) once
-// the set is closed.
+// the set is closed or when the limits refuse c.
 func (s *connSet) track(c net.Conn) *trackedConn {
+	addr := remoteIP(c)
+	if !s.limits.admit(addr) {
+		_ = c.Close()
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		s.limits.leave(addr)
 		_ = c.Close()
 		return nil
 	}
 	if s.conns == nil {
 		s.conns = map[*trackedConn]struct{}{}
 	}
-	tc := &trackedConn{Conn: c, set: s}
+	tc := &trackedConn{Conn: c, set: s, addr: addr}
 	s.conns[tc] = struct{}{}
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout)) // Mochi replaces it after CONNECT
 	return tc
+}
+
+// onClose registers fn to run once the connection is closed.
+func (c *trackedConn) onClose(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closers = append(c.closers, fn)
 }
 
 // closeAll closes every tracked connection and refuses new ones.
@@ -61,16 +133,41 @@ func (s *connSet) closeAll() {
 	s.conns, s.closed = nil, true
 	s.mu.Unlock()
 	for c := range conns {
-		_ = c.Conn.Close()
+		_ = c.Close()
 	}
 }
 
-// Close closes the connection and forgets it.
+// Close closes the connection, forgets it and runs the onClose functions
+// (once, however often it is called).
 func (c *trackedConn) Close() error {
-	c.set.mu.Lock()
-	delete(c.set.conns, c)
-	c.set.mu.Unlock()
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.set.mu.Lock()
+		delete(c.set.conns, c)
+		c.set.mu.Unlock()
+		c.set.limits.leave(c.addr)
+		c.mu.Lock()
+		closers := c.closers
+		c.mu.Unlock()
+		for _, fn := range closers {
+			fn()
+		}
+	})
+	return err
+}
+
+// logEnd logs why a connection ended: at Info when the broker refused it
+// (a CONNACK with a refusal), else at Debug. Refusals by authentication are
+// logged with their reason where they are decided.
+func logEnd(log *slog.Logger, err error, remote string) {
+	var code packets.Code
+	switch {
+	case err == nil:
+	case errors.As(err, &code) && code.Code >= packets.ErrUnspecifiedError.Code && code != packets.ErrBadUsernameOrPassword:
+		log.Info("connection refused", "remote", remote, "reason", code.Reason)
+	default:
+		log.Debug("client connection ended", "error", err, "remote", remote)
+	}
 }
 
 // tcpListener serves MQTT over TCP.
@@ -83,8 +180,8 @@ type tcpListener struct {
 	closed  atomic.Bool
 }
 
-func newTCPListener(id, address string) *tcpListener {
-	return &tcpListener{id: id, address: address}
+func newTCPListener(id, address string, limits connLimits) *tcpListener {
+	return &tcpListener{id: id, address: address, conns: connSet{limits: limits}}
 }
 
 // Init binds the listening socket.
@@ -118,11 +215,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 		if tc == nil {
 			continue // closing
 		}
-		go func() {
-			if err := establish(l.id, tc); err != nil {
-				l.log.Debug("client connection ended", "error", err, "remote", conn.RemoteAddr().String())
-			}
-		}()
+		go func() { logEnd(l.log, establish(l.id, tc), conn.RemoteAddr().String()) }()
 	}
 }
 
@@ -163,10 +256,11 @@ type wsListener struct {
 	closed    atomic.Bool
 }
 
-func newWSListener(id, address string) *wsListener {
+func newWSListener(id, address string, limits connLimits) *wsListener {
 	return &wsListener{
 		id:      id,
 		address: address,
+		conns:   connSet{limits: limits},
 		upgrader: websocket.Upgrader{
 			Subprotocols: []string{"mqtt"},
 			CheckOrigin:  func(*http.Request) bool { return true },
@@ -197,9 +291,7 @@ func (l *wsListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return // closing
 	}
 	defer conn.Close()
-	if err := l.establish(l.id, conn); err != nil {
-		l.log.Debug("websocket client ended", "error", err)
-	}
+	logEnd(l.log, l.establish(l.id, conn), r.RemoteAddr)
 }
 
 // Serve accepts WebSocket connections until Close.

@@ -137,6 +137,13 @@ func (b *Client) Features() broker.Features { return broker.Features{} }
 // Addr returns the broker URL.
 func (b *Client) Addr() string { return b.config.BrokerURL }
 
+// AwaitRoom returns at once: the external broker does not say how much a
+// client has yet to read.
+func (b *Client) AwaitRoom(context.Context, string) error { return nil }
+
+// Flush returns at once: Stop waits for paho's queue (see Stop).
+func (b *Client) Flush(context.Context) error { return nil }
+
 // ClientID returns the MQTT client id used (generated at Start when the
 // config leaves it empty).
 func (b *Client) ClientID() string {

@@ -45,8 +45,9 @@ func brokerTestExternal(t testing.TB, url string, mutate func(*Config)) *Client 
 func brokerTestCallback(t testing.TB, b *Client, filter string) chan mqtttest.Msg {
 	t.Helper()
 	ch := make(chan mqtttest.Msg, 1000)
-	require.NoError(t, b.Subscribe(filter, 1, func(m broker.Message) {
+	require.NoError(t, b.Subscribe(filter, 1, func(m broker.Message) bool {
 		ch <- mqtttest.Msg{Topic: m.Topic, Payload: string(m.Payload)}
+		return true
 	}))
 	return ch
 }
@@ -148,7 +149,7 @@ func TestExternalBrokerStopIsIdempotent(t *testing.T) {
 	require.NoError(t, b.Stop(context.Background()))
 	require.False(t, b.IsConnected())
 	require.ErrorIs(t, b.Publish("spec/A/response", 1, []byte("x")), ErrNotConnected)
-	require.Error(t, b.Subscribe("spec/+/request", 1, func(broker.Message) {}))
+	require.Error(t, b.Subscribe("spec/+/request", 1, func(broker.Message) bool { return true }))
 	require.NoError(t, b.Unsubscribe("spec/+/request"))
 	require.Error(t, b.Start(context.Background()), "a stopped client does not start again")
 }
@@ -162,7 +163,7 @@ func TestExternalBrokerManyQoS1Requests(t *testing.T) {
 	// "overloaded" path does: Publish must not wait for the broker there.
 	var mu sync.Mutex
 	seen := map[string][]string{}
-	require.NoError(t, b.Subscribe("spec/+/request", 1, func(m broker.Message) {
+	require.NoError(t, b.Subscribe("spec/+/request", 1, func(m broker.Message) bool {
 		id := strings.Split(m.Topic, "/")[1]
 		mu.Lock()
 		seen[id] = append(seen[id], string(m.Payload))
@@ -170,6 +171,7 @@ func TestExternalBrokerManyQoS1Requests(t *testing.T) {
 		if err := b.Publish("spec/"+id+"/response", 1, m.Payload); err != nil {
 			t.Errorf("publish response: %v", err)
 		}
+		return true
 	}))
 
 	var wg sync.WaitGroup

@@ -1,0 +1,208 @@
+package mochi
+
+import (
+	"context"
+	"reflect"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttspec/mqttspec/internal/broker"
+)
+
+// conn is what the broker keeps for one accepted connection, from its
+// CONNECT to its end.
+type conn struct {
+	session     broker.Session
+	cl          *mqtt.Client
+	established atomic.Bool  // CONNACK sent (OnSessionEstablished ran)
+	queuedBytes atomic.Int64 // payload bytes of the QoS 1/2 messages held for it
+
+	mu          sync.Mutex
+	wake        chan struct{}   // closed when the client's queues shrink; nil when nobody waits
+	subscribing map[string]bool // the filters of the SUBSCRIBE being processed
+}
+
+// subscribingTo reports whether filter is one of the SUBSCRIBE being
+// processed (and not a topic delivered meanwhile).
+func (c *conn) subscribingTo(filter string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.subscribing[filter]
+}
+
+// progress wakes whoever waits for the client's queues to shrink.
+func (c *conn) progress() {
+	c.mu.Lock()
+	if c.wake != nil {
+		close(c.wake)
+		c.wake = nil
+	}
+	c.mu.Unlock()
+}
+
+// waitProgress returns a channel closed at the client's next progress.
+func (c *conn) waitProgress() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wake == nil {
+		c.wake = make(chan struct{})
+	}
+	return c.wake
+}
+
+func (b *Broker) connOf(cl *mqtt.Client) (*conn, bool) {
+	v, ok := b.conns.Load(cl)
+	if !ok {
+		return nil, false
+	}
+	return v.(*conn), true
+}
+
+// outboundLen returns how many packets wait in cl's write queue. Mochi
+// keeps the queue unexported; the length of a channel is safe to read
+// concurrently, and TestOutboundLenReadsMochisQueue pins the field.
+func outboundLen(cl *mqtt.Client) int {
+	f := reflect.ValueOf(&cl.State).Elem().FieldByName("outbound")
+	if !f.IsValid() || f.Kind() != reflect.Chan || f.IsNil() {
+		return 0
+	}
+	return f.Len()
+}
+
+// AwaitRoom waits until the client's queues toward it have room: fewer
+// than half of its write queue and of its QoS 1/2 window in use. The core
+// calls it before running a request of the client, so a client that does
+// not read its answers stops being served (and, its request queue filling
+// up, stops being read) instead of having its answers dropped. It returns
+// at once for a client that is not connected, and with ctx's error when ctx
+// ends first.
+func (b *Broker) AwaitRoom(ctx context.Context, clientID string) error {
+	cl, ok := b.server.Clients.Get(clientID)
+	if !ok || cl.Closed() {
+		return nil
+	}
+	c, ok := b.connOf(cl)
+	if !ok {
+		return nil
+	}
+	for {
+		wait := c.waitProgress()
+		if b.hasRoom(cl) {
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if cl.Closed() {
+			return nil
+		}
+	}
+}
+
+// hasRoom reports whether cl's write queue and QoS window are below half.
+func (b *Broker) hasRoom(cl *mqtt.Client) bool {
+	return outboundLen(cl) < b.writesPending/2 && cl.State.Inflight.Len() < b.config.MaxQueuedMessages/2
+}
+
+// Flush waits until no connected client has packets waiting in its write
+// queue, or ctx ends.
+func (b *Broker) Flush(ctx context.Context) error {
+	for _, cl := range b.server.Clients.GetAll() {
+		c, ok := b.connOf(cl)
+		if !ok {
+			continue
+		}
+		for !cl.Closed() && outboundLen(cl) > 0 {
+			select {
+			case <-c.waitProgress():
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// deliverable decides, in the ACL check Mochi makes before it queues a
+// message for cl, whether the session can take one more: not when its
+// QoS 1/2 window or its queued bytes are full (Mochi would drop the
+// message at a full window without telling anyone). A refusal is reported
+// as a drop.
+func (b *Broker) deliverable(cl *mqtt.Client, topic string) bool {
+	c, ok := b.connOf(cl)
+	if !ok {
+		return true
+	}
+	switch {
+	case cl.State.Inflight.Len() >= b.config.MaxQueuedMessages:
+		b.events.Dropped(cl.ID, topic, "the session holds MaxQueuedMessages messages")
+		return false
+	case c.queuedBytes.Load() >= int64(b.config.MaxQueuedBytes):
+		b.events.Dropped(cl.ID, topic, "the session holds MaxQueuedBytes bytes")
+		return false
+	}
+	return true
+}
+
+// queued counts the payload of a QoS 1/2 message now held for cl (resends
+// are not counted again); done uncounts it once acknowledged or dropped.
+func (b *Broker) queued(cl *mqtt.Client, pk packets.Packet, resends int) {
+	if c, ok := b.connOf(cl); ok && resends == 0 {
+		c.queuedBytes.Add(int64(len(pk.Payload)))
+	}
+}
+
+func (b *Broker) done(cl *mqtt.Client, pk packets.Packet) {
+	if c, ok := b.connOf(cl); ok {
+		if n := c.queuedBytes.Add(-int64(len(pk.Payload))); n < 0 {
+			c.queuedBytes.Store(0) // a message counted before this connection
+		}
+		c.progress()
+	}
+}
+
+// discardSession drops what Mochi keeps for client id: the newcomer is
+// another principal and may not resume it. A session whose connection has
+// ended is removed, so the newcomer's CONNACK says no session is present;
+// a live one is emptied here and taken over (disconnected) by Mochi.
+func (b *Broker) discardSession(id string) {
+	existing, ok := b.server.Clients.Get(id)
+	if !ok {
+		return
+	}
+	b.server.UnsubscribeClient(existing)
+	existing.ClearInflights()
+	if existing.Closed() {
+		b.server.Clients.Delete(id)
+	}
+}
+
+// aborted cleans up after a connection that ended before its session was
+// established (for example a CONNECT followed by a reset, where writing
+// CONNACK fails): Mochi fires no disconnect hook then and, for a clean
+// session, leaves the client in its table.
+func (b *Broker) aborted(cl *mqtt.Client) {
+	c, ok := b.connOf(cl)
+	if !ok || c.established.Load() {
+		return // a normal end: OnDisconnect reports it
+	}
+	b.conns.Delete(cl)
+	if cur, ok := b.server.Clients.Get(cl.ID); ok && cur == cl && !persistent(cl) {
+		b.server.UnsubscribeClient(cl)
+		b.server.Clients.Delete(cl.ID)
+	}
+	b.events.Disconnected(c.session, mqtt.ErrConnectionClosed, persistent(cl))
+}
+
+// persistent reports whether cl asked the broker to keep its session.
+func persistent(cl *mqtt.Client) bool {
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval > 0
+	}
+	return !cl.Properties.Clean
+}
