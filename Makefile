@@ -2,13 +2,30 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test test-nocgo vet lint run bench fuzz cover
+.PHONY: test test-nocgo vet lint run bench fuzz fuzz-short soak cover
 
-## test: vet, every test with the race detector, then every test again
-## without cgo (pure-Go SQLite), as CI runs them.
+## test: vet, every test with the race detector, every test again without
+## cgo (pure-Go SQLite), then each fuzz target briefly, as CI runs them.
 test: vet
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 8m $(PKGS)
+	$(MAKE) fuzz-short
+
+## fuzz-short: each fuzz target for FUZZTIME (default 10s).
+FUZZTIME ?= 10s
+fuzz-short:
+	$(GO) test . -run '^$$' -fuzz '^FuzzHandleRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./query -run '^$$' -fuzz '^FuzzBuildQuery$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./query -run '^$$' -fuzz '^FuzzLikeMatch$$' -fuzztime $(FUZZTIME)
+
+## fuzz: each fuzz target for a few minutes.
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=3m
+
+## soak: the attack soak of make test for SOAK (default 10m).
+SOAK ?= 10m
+soak:
+	MQTTSPEC_SOAK=$(SOAK) $(GO) test . -count=1 -run '^TestSoak$$' -v -timeout 0
 
 ## test-nocgo: the whole suite without cgo (pure-Go SQLite).
 test-nocgo:
@@ -29,10 +46,6 @@ run:
 ## bench: the benchmarks (request round trips, subscription matching).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
-
-## fuzz: fuzz the query validation for a minute.
-fuzz:
-	$(GO) test ./adapters -run '^$$' -fuzz FuzzBuildQuery -fuzztime 60s
 
 cover:
 	$(GO) test -count=1 -coverprofile=cover.out $(PKGS) && $(GO) tool cover -func=cover.out | tail -1

@@ -15,7 +15,7 @@ import (
 
 // benchHandler returns a handler (not started) on a fresh SQLite file with
 // iot.devices registered and rows 1..rows stored (row 1 in room "kitchen").
-func benchHandler(b *testing.B, rows int) *Handler {
+func benchHandler(b testing.TB, rows int) *Handler {
 	b.Helper()
 	dsn := "file:" + filepath.Join(b.TempDir(), "b.db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})

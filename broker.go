@@ -50,6 +50,10 @@ type transport interface {
 	// AwaitRoom waits until the client can take more answers (edges with
 	// Backpressure; others return at once).
 	AwaitRoom(ctx context.Context, clientID string) error
+	// Backlogged reports whether the client has so many answers still
+	// unacknowledged that it should be answered "overloaded" rather than
+	// given more work (edges with Backpressure; others report false).
+	Backlogged(clientID string) bool
 	// Flush waits until what was published has been handed to the network.
 	Flush(ctx context.Context) error
 }

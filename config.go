@@ -47,7 +47,7 @@ const (
 	DefaultMaxRecordBytes    = query.DefaultMaxRecordBytes
 	DefaultMaxSubscriptions  = 100000
 	DefaultSessionExpiry     = time.Hour
-	DefaultMaxQueuedMessages = 1000
+	DefaultMaxQueuedMessages = 4096
 	DefaultMaxQueuedBytes    = 16 << 20
 	DefaultDedupWindow       = 5 * time.Minute
 	DefaultMaxDedupBytes     = 32 << 20
@@ -206,7 +206,7 @@ type LimitConfig struct {
 	SessionExpiry time.Duration
 	// MaxQueuedMessages and MaxQueuedBytes cap the QoS 1 and 2 messages
 	// the embedded broker holds for one session, unacknowledged or waiting
-	// for the client to return (defaults 1000 and 16 MiB). Beyond them
+	// for the client to return (defaults 4096 and 16 MiB). Beyond them
 	// messages are dropped, logged and counted (Handler.Stats).
 	MaxQueuedMessages int
 	MaxQueuedBytes    int

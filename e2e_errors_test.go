@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -114,6 +115,9 @@ func TestHookPanicStaysInTheLog(t *testing.T) {
 	require.Contains(t, logs.String(), "e2e_errors_test.go", "the stack is logged")
 	mqtttest.OK(t, mqtttest.Connect(t, srv.url, "bystander").Request(mqtttest.Req("read", "users", nil)))
 }
+
+// slogTo returns a logger writing text to w.
+func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
 type syncBuffer struct {

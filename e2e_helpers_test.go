@@ -137,6 +137,16 @@ func subscribe(t *testing.T, c *mqtttest.Client, filters ...map[string]any) stri
 	return subID
 }
 
+// rawClient connects a raw MQTT 3.1.1 client with id to srv and subscribes
+// it to its response topic.
+func rawClient(t testing.TB, srv *testServer, id string) *mqtttest.Raw {
+	t.Helper()
+	c := mqtttest.DialRawTCP(t, strings.TrimPrefix(srv.url, "tcp://"))
+	c.MustConnect(mqtttest.ConnectPacket(id))
+	require.Equal(t, byte(1), c.Subscribe("spec/"+id+"/response", 1))
+	return c
+}
+
 func countUsers(t testing.TB, db *gorm.DB) int64 {
 	t.Helper()
 	var n int64

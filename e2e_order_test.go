@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,4 +164,101 @@ func pipeline(rc *mqtttest.Client, n int, deadline time.Time) error {
 		}
 	}
 	return nil
+}
+
+// stall is a text column whose JSON encoding of the value "hold" waits,
+// once per armed gate, until the gate opens: it stands for a change whose
+// answer and notifications are costly to prepare.
+type stall string
+
+// stallGate is where an encoding of "hold" waits.
+type stallGate struct {
+	held  chan struct{} // closed when an encoding waits
+	open  chan struct{} // close to let it go on
+	armed atomic.Bool
+}
+
+var currentGate atomic.Pointer[stallGate]
+
+// armStall makes the next encoding of "hold" wait at a new gate.
+func armStall(t *testing.T) *stallGate {
+	g := &stallGate{held: make(chan struct{}), open: make(chan struct{})}
+	g.armed.Store(true)
+	currentGate.Store(g)
+	t.Cleanup(func() {
+		currentGate.CompareAndSwap(g, nil)
+		select {
+		case <-g.open:
+		default:
+			close(g.open)
+		}
+	})
+	return g
+}
+
+func (s stall) MarshalJSON() ([]byte, error) {
+	if g := currentGate.Load(); s == "hold" && g != nil && g.armed.CompareAndSwap(true, false) {
+		close(g.held)
+		<-g.open
+	}
+	return json.Marshal(string(s))
+}
+
+// startWithGadgets starts a server with the gadgets model as well.
+func startWithGadgets(t *testing.T, setup func(h *mqttspec.Handler)) *testServer {
+	srv := startServer(t, func(h *mqttspec.Handler) {
+		require.NoError(t, h.Registry().RegisterModel("public.gadgets", &Gadget{}))
+		if setup != nil {
+			setup(h)
+		}
+	})
+	require.NoError(t, srv.db.AutoMigrate(&Gadget{}))
+	return srv
+}
+
+// holdGadget sends a create of a gadget marked "hold" from c and returns
+// once its encoding waits at an armed gate, with the channel of its answer.
+func holdGadget(t *testing.T, c *mqtttest.Client) (*stallGate, chan map[string]any) {
+	g := armStall(t)
+	req := mqtttest.Req("create", "gadgets", map[string]any{"data": map[string]any{"mark": "hold"}})
+	req["id"] = "held"
+	raw, err := json.Marshal(req)
+	require.NoError(t, err)
+	answer := c.Send("held", raw)
+	mqtttest.Recv(t, g.held, "the held write's encoding")
+	return g, answer
+}
+
+// Gadget is a model with a stall column.
+type Gadget struct {
+	ID   uint  `json:"id" gorm:"primaryKey"`
+	Mark stall `json:"mark"`
+}
+
+// TestCostlyChangeHoldsUpNoOtherWrite: while the notification of one write
+// is still being prepared, other clients' writes of the same entity commit
+// and are answered; the notifications still reach a subscriber in commit
+// order, the held one first.
+func TestCostlyChangeHoldsUpNoOtherWrite(t *testing.T) {
+	srv := startWithGadgets(t, nil)
+	watcher := mqtttest.Connect(t, srv.url, "watcher")
+	mqtttest.OK(t, watcher.Request(map[string]any{"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "gadgets"}))
+
+	costly := mqtttest.Connect(t, srv.url, "costly")
+	gate, held := holdGadget(t, costly)
+
+	others := mqtttest.Connect(t, srv.url, "others")
+	for i := 0; i < 5; i++ {
+		mqtttest.OK(t, others.Request(mqtttest.Req("create", "gadgets", map[string]any{"data": map[string]any{"mark": fmt.Sprint("m", i)}})))
+	}
+	watcher.NoNote(others) // nothing may overtake the held change
+
+	close(gate.open)
+	mqtttest.OK(t, costly.Await(held))
+	want := []string{"hold", "m0", "m1", "m2", "m3", "m4"}
+	for i, mark := range want {
+		n := watcher.NextNote()
+		require.Equal(t, mark, n["data"].(map[string]any)["mark"])
+		require.EqualValues(t, i+1, n["seq"])
+	}
 }

@@ -57,12 +57,25 @@ func TestClientIDWithWildcardsRefused(t *testing.T) {
 }
 
 func TestCredentialsCheckedAtConnect(t *testing.T) {
-	srv := startServer(t, nil, mqttspec.WithAuth(mqttspec.AuthConfig{
+	auth := mqttspec.WithAuth(mqttspec.AuthConfig{
 		ValidateCredentials: func(u, p string) bool { return u == "device" && p == "pa55" },
-	}))
-	_, err := mqtttest.DialRaw(t, srv.url, "bad", mqtttest.Credentials("device", "wrong"))
-	require.Error(t, err)
+	})
+	broker := mqttspec.WithEmbeddedBroker(mqttspec.BrokerConfig{Host: "127.0.0.1", Port: -1})
+	// Either order of the options gives the same server.
+	for name, srv := range map[string]*testServer{
+		"auth after broker":  startWith(t, broker, nil, auth),
+		"auth before broker": startWith(t, auth, nil, broker),
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, creds := range [][2]string{{"device", "wrong"}, {"device", ""}, {"", ""}} {
+				_, err := mqtttest.DialRaw(t, srv.url, "bad", mqtttest.Credentials(creds[0], creds[1]))
+				require.Error(t, err, "credentials %q", creds)
+			}
+			_, err := mqtttest.DialRaw(t, srv.url, "anonymous")
+			require.Error(t, err, "no credentials")
 
-	good := mqtttest.Connect(t, srv.url, "good", mqtttest.Credentials("device", "pa55"))
-	mqtttest.OK(t, good.Request(mqtttest.Req("read", "users", nil)))
+			good := mqtttest.Connect(t, srv.url, "good", mqtttest.Credentials("device", "pa55"))
+			mqtttest.OK(t, good.Request(mqtttest.Req("read", "users", nil)))
+		})
+	}
 }

@@ -75,9 +75,9 @@ func (e *Error) info() *ErrorInfo {
 }
 
 // hookError turns a hook's error into the error the client sees: an
-// *Error as it is, ErrForbidden as "forbidden", a panic unchanged (answered
-// "internal_error", see errorResponse), anything else as "hook_rejected"
-// with its text.
+// *Error as it is, ErrForbidden as "forbidden", a panic or the end of the
+// request's context unchanged (answered "internal_error" or "timeout", see
+// errorResponse), anything else as "hook_rejected" with its text.
 func hookError(err error) error {
 	var e *Error
 	var p *HookPanic
@@ -86,6 +86,8 @@ func hookError(err error) error {
 		return e
 	case errors.As(err, &p):
 		return p
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return err
 	case errors.Is(err, ErrForbidden):
 		return &Error{Code: CodeForbidden, Message: err.Error()}
 	default:

@@ -29,13 +29,17 @@ type Handler struct {
 
 	clients  *ClientManager
 	subs     *SubscriptionManager
-	commitMu sync.Map // model name -> *sync.Mutex ordering commits and notifications
+	orders   sync.Map // model name -> *entityOrder: commits and notifications in order
 	dedup    *dedup
 	counters counters
 	draining atomic.Bool // Shutdown has begun: no new requests are taken
 
 	ctx    context.Context // cancelled by Shutdown: ends every request's context
 	cancel context.CancelFunc
+	// drainCtx ends when Shutdown runs out of time (Timeouts.Disconnect):
+	// waits for a client's room for its answers end.
+	drainCtx    context.Context
+	drainCancel context.CancelFunc
 
 	mu       sync.Mutex // guards state changes (Start, Shutdown)
 	state    handlerState
@@ -113,6 +117,7 @@ func newHandler(db adapters.Database, registry adapters.ModelRegistry, cfg *Conf
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	h.drainCtx, h.drainCancel = context.WithCancel(ctx)
 	for _, opt := range opts {
 		if err := opt(h); err != nil {
 			cancel()
@@ -250,6 +255,9 @@ func (h *Handler) Shutdown() error {
 	go func() { h.dispatch.close(); close(drained) }()
 	ctx, cancel := context.WithTimeout(context.Background(), h.config.Timeouts.Disconnect)
 	defer cancel()
+	// Requests still queued wait for their clients' room as usual, until
+	// the time for the shutdown is up.
+	defer context.AfterFunc(ctx, h.drainCancel)()
 	select {
 	case <-drained:
 		if err := t.Flush(ctx); err != nil {

@@ -1,10 +1,12 @@
 package mqttspec_test
 
 import (
+	"fmt"
 	"net"
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -71,4 +73,32 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	})
 	mqtttest.Eventually(t, func() bool { return runtime.NumGoroutine() <= baseline },
 		"the goroutine count returns to where it was before Start")
+}
+
+// TestShutdownWhileClientsLeave shuts the handler down while hundreds of
+// clients drop their connections at the same moment. Mochi's own way of
+// disconnecting a listener's clients can deadlock against clients leaving
+// (mochi-mqtt/server#488); Shutdown must finish without waiting out its
+// timeout, every round.
+func TestShutdownWhileClientsLeave(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		h, err := mqttspec.NewHandlerWithGORM(openSQLite(t),
+			mqttspec.WithEmbeddedBroker(mqttspec.BrokerConfig{Host: "127.0.0.1", Port: -1}),
+			mqttspec.WithTimeouts(mqttspec.TimeoutConfig{Disconnect: 3 * time.Second}))
+		require.NoError(t, err)
+		require.NoError(t, h.Start())
+		conns := make([]*mqtttest.Raw, 1000)
+		for i := range conns {
+			r, err := mqtttest.TryDialRawTCP(h.Addr())
+			require.NoError(t, err)
+			code, err := r.Connect(mqtttest.ConnectPacket(fmt.Sprint("leaver-", i)))
+			require.NoError(t, err)
+			require.Zero(t, code)
+			conns[i] = r
+		}
+		for _, r := range conns {
+			r.Reset()
+		}
+		require.NoError(t, h.Shutdown(), "round %d", round)
+	}
 }

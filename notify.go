@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime/debug"
 
 	"github.com/mqttspec/mqttspec/query"
 )
@@ -24,7 +25,7 @@ func (h *Handler) NotifyChange(schema, entity string, op OperationType, record, 
 }
 
 // WithCommitLock runs fn while holding the lock under which the handler
-// commits writes of schema.entity and publishes their notifications.
+// commits writes of schema.entity and notes the subscriptions they notify.
 //
 // Do the writes of your transaction first and put only its Commit and
 // NotifyChangeLocked inside fn, as the handler does itself: a transaction
@@ -36,9 +37,9 @@ func (h *Handler) WithCommitLock(schema, entity string, fn func() error) error {
 	if err != nil {
 		return fmt.Errorf("mqttspec: %w", err)
 	}
-	mu := h.commitLock(m)
-	mu.Lock()
-	defer mu.Unlock()
+	o := h.order(m)
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	return fn()
 }
 
@@ -69,12 +70,15 @@ func (h *Handler) notifyChange(schema, entity string, op OperationType, record, 
 		prev = nil
 	}
 	ch := &change{model: m, op: op, row: row, prev: prev}
+	o := h.order(m)
 	if lock {
-		mu := h.commitLock(m)
-		mu.Lock()
-		defer mu.Unlock()
+		o.mu.Lock()
+		publish := h.queue(o, ch)
+		o.mu.Unlock()
+		publish()
+		return nil
 	}
-	h.notify(ch)
+	h.queue(o, ch)()
 	return nil
 }
 
@@ -105,41 +109,98 @@ func errOr(err error, msg string) error {
 	return fmt.Errorf("%s", msg)
 }
 
-// notify publishes ch to every subscription it concerns. It runs under the
-// model's commit lock, so notifications leave in commit order. Rules:
+// The notifications of a change are worked out in two steps, so that
+// nothing expensive runs while the entity's commit lock is held (see
+// entityOrder): queue, under the lock, notes the subscriptions the change
+// could concern and takes its place in the entity's lane; the function it
+// returns encodes the records and matches them outside the lock, and the
+// lane numbers and publishes the notifications in the change's turn. Rules:
 // create and delete notify subscriptions the record matches; update
 // notifies subscriptions the record matched before or after, with
 // "matches" telling which (false: the record left the filter).
-func (h *Handler) notify(ch *change) {
+
+// notification is a change's notifications, prepared.
+type notification struct {
+	ch         *change
+	data, prev json.RawMessage
+	targets    []recipient
+}
+
+// recipient is a subscription a change concerns.
+type recipient struct {
+	sub     *Subscription
+	matches bool // the record matches it now
+}
+
+// queue notes the subscriptions ch could concern and returns the function
+// that notifies them; the caller holds the commit lock of ch's entity
+// (o.mu) and must call the function exactly once, after releasing the lock
+// unless it runs inside WithCommitLock. The function matches in the
+// caller's goroutine and publishes in ch's turn, without waiting for the
+// changes before it to be matched (see lane).
+func (h *Handler) queue(o *entityOrder, ch *change) (publish func()) {
 	subs := h.subs.candidates(ch.model, ch.row, ch.prev)
 	if len(subs) == 0 {
-		return
+		return func() {}
 	}
-	data, err := json.Marshal(ch.row)
+	place := o.lane.take()
+	return func() {
+		var n *notification
+		h.safely(ch, func() { n = h.prepare(ch, subs) })
+		o.lane.deposit(place, func() { h.safely(ch, func() { h.publish(n) }) })
+	}
+}
+
+// safely runs fn, logging a panic instead of letting it through: a
+// notification that cannot be made must not stop those after it.
+func (h *Handler) safely(ch *change, fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.logger.Error("panic while notifying a change", "entity", ch.model.Name, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
+}
+
+// prepare encodes ch and matches subs; nil when the change cannot be
+// encoded (logged).
+func (h *Handler) prepare(ch *change, subs []*Subscription) *notification {
+	n := &notification{ch: ch}
+	var err error
+	if n.data, err = json.Marshal(ch.row); err == nil && ch.prev != nil {
+		n.prev, err = json.Marshal(ch.prev)
+	}
 	if err != nil {
 		h.logger.Error("cannot encode notification", "entity", ch.model.Name, "error", err)
-		return
-	}
-	var prev json.RawMessage
-	if ch.prev != nil {
-		if prev, err = json.Marshal(ch.prev); err != nil {
-			h.logger.Error("cannot encode notification", "entity", ch.model.Name, "error", err)
-			return
-		}
+		return nil
 	}
 	for _, s := range subs {
-		matchNew := s.MatchesFilters(ch.row)
-		matchOld := ch.prev != nil && s.MatchesFilters(ch.prev)
-		if !matchNew && !matchOld {
-			continue
+		now := s.MatchesFilters(ch.row)
+		if now || ch.prev != nil && s.MatchesFilters(ch.prev) {
+			n.targets = append(n.targets, recipient{sub: s, matches: now})
 		}
-		n := NewNotificationMessage(s.ID, ch.op, s.Schema, s.Entity, json.RawMessage(data))
-		n.Matches = matchNew
+	}
+	return n
+}
+
+// publish numbers and publishes prepared notifications, in their change's
+// turn: each subscription's seq counts them in commit order.
+func (h *Handler) publish(n *notification) {
+	if n == nil {
+		return
+	}
+	ch := n.ch
+	for _, t := range n.targets {
+		s := t.sub
+		msg := NewNotificationMessage(s.ID, ch.op, s.Schema, s.Entity, n.data)
+		msg.Matches = t.matches
 		if ch.op == OperationUpdate {
-			n.Previous = prev
+			msg.Previous = n.prev
 		}
-		n.Seq = s.seq.Add(1)
-		h.publishNotification(s, n)
+		s.deliver(func() {
+			msg.Seq = s.seq.Add(1)
+			h.publishNotification(s, msg)
+		})
 	}
 }
 
@@ -149,5 +210,5 @@ func (h *Handler) publishNotification(s *Subscription, n *NotificationMessage) {
 		h.logger.Error("cannot encode notification", "subscription", s.ID, "error", err)
 		return
 	}
-	h.publish(h.notifyTopic(s.ConnectionID, s.ID), h.config.QoS.Notification, payload)
+	h.send(h.notifyTopic(s.ConnectionID, s.ID), h.config.QoS.Notification, payload)
 }

@@ -15,21 +15,28 @@ func (h *Handler) runSubscribe(r *request) (*result, error) {
 	if limit := h.config.Limits.MaxSubscriptionsPerClient; client.SubscriptionCount() >= limit {
 		return nil, NewError(CodeSubscriptionLimit, "a client may hold at most %d subscriptions", limit)
 	}
+	if limit := h.config.Limits.MaxSubscriptions; h.subs.Count() >= limit {
+		return nil, NewError(CodeSubscriptionLimit, "the server holds %d subscriptions, its limit", limit)
+	}
 	sub := &Subscription{
 		ID: "sub-" + uuid.NewString(), ConnectionID: client.ID,
 		Schema: m.Schema, Entity: m.Entity, Options: r.hctx.Options, model: m, where: r.where,
 	}
 	r.hctx.Subscription = sub
 	data := map[string]any{"subscription_id": sub.ID, "notify_topic": h.notifyTopic(client.ID, sub.ID)}
-	mu := h.commitLock(m)
-	mu.Lock()
-	res := &result{release: mu.Unlock}
+	o := h.order(m)
+	o.mu.Lock()
+	res := &result{release: o.mu.Unlock}
 	if r.query != nil {
 		rows, meta, err := h.readPage(r.ctx, h.db, r.query)
 		if err != nil {
 			return res, err
 		}
-		data["records"] = projectResult(rows, r.query.Columns)
+		records := projectResult(rows, r.query.Columns)
+		if err := h.fitsAnswer(records); err != nil {
+			return res, err
+		}
+		data["records"] = records
 		res.meta = meta
 	}
 	h.subs.add(sub)
@@ -44,16 +51,20 @@ func (h *Handler) runSubscribe(r *request) (*result, error) {
 
 // runUnsubscribe removes one of the client's own subscriptions. It is
 // removed under the entity's commit lock, held until the answer is
-// published: no notification of the subscription follows its answer, and an
+// published, once the notifications of earlier commits have left: no
+// notification of the subscription follows its answer, and an
 // AfterUnsubscribe hook that refuses restores it before any change could be
 // missed.
 func (h *Handler) runUnsubscribe(r *request) (*result, error) {
 	sub, client := r.sub, r.client
 	res := &result{}
 	if sub.model != nil {
-		mu := h.commitLock(sub.model)
-		mu.Lock()
-		res.release = mu.Unlock
+		o := h.order(sub.model)
+		o.mu.Lock()
+		res.release = o.mu.Unlock
+		// Changes committed before this point may still be on their way
+		// to the subscription: they leave first, before it ends.
+		o.lane.drain()
 	}
 	h.subs.Unsubscribe(sub.ID)
 	client.RemoveSubscription(sub.ID)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"sync"
 
 	"github.com/google/uuid"
 
@@ -114,26 +113,17 @@ func (h *Handler) lockTarget(r *request) (any, *query.Query, error) {
 	return prev, q, nil
 }
 
-// commit commits a write's transaction and notifies its change, both under
-// the model's commit lock, so that notifications leave in commit order.
-func (h *Handler) commit(tx adapters.Tx, ch *change) error {
-	mu := h.commitLock(ch.model)
-	mu.Lock()
-	defer mu.Unlock()
+// commit commits a write's transaction under the model's commit lock and
+// queues its notifications (see entityOrder); the caller runs publish once
+// the write has been answered.
+func (h *Handler) commit(tx adapters.Tx, ch *change) (publish func(), err error) {
+	o := h.order(ch.model)
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit %s: %w", ch.model.Name, err)
+		return nil, fmt.Errorf("commit %s: %w", ch.model.Name, err)
 	}
-	h.notify(ch)
-	return nil
-}
-
-// commitLock returns the mutex that orders commits and notifications of m.
-func (h *Handler) commitLock(m *query.Model) *sync.Mutex {
-	if mu, ok := h.commitMu.Load(m.Name); ok {
-		return mu.(*sync.Mutex)
-	}
-	mu, _ := h.commitMu.LoadOrStore(m.Name, &sync.Mutex{})
-	return mu.(*sync.Mutex)
+	return h.queue(o, ch), nil
 }
 
 // findOne returns the first row q selects, or nil.

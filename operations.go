@@ -93,9 +93,10 @@ type result struct {
 	// undo reverts an operation that has already taken effect outside the
 	// database (subscribe, unsubscribe) when an After hook refuses it.
 	undo func()
-	// release runs once the answer has been published: an operation that
-	// must be answered before anything else can happen (a subscription's
-	// first notification) holds the entity's commit lock until then.
+	// release runs once the answer has been published (or withheld): an
+	// operation that must be answered before anything else can happen (a
+	// subscription's first notification) holds the entity's commit lock
+	// until then; a committed write publishes its notifications.
 	release func()
 }
 

@@ -112,6 +112,15 @@ func WithLimits(limits LimitConfig) Option {
 	}
 }
 
+// WithTimeouts sets the handler's timeouts; zero fields keep their
+// defaults.
+func WithTimeouts(timeouts TimeoutConfig) Option {
+	return func(h *Handler) error {
+		h.config.Timeouts = timeouts
+		return nil
+	}
+}
+
 // WithLogger sends the handler's logs to logger (default: discarded).
 func WithLogger(logger *slog.Logger) Option {
 	return func(h *Handler) error {

@@ -88,6 +88,10 @@ var paritySteps = []parityStep{
 	{map[string]any{"operation": "update", "entity": "authors", "record_id": "1", "data": map[string]any{"email": nil, "score": 0, "active": false}}, `record {"id":1,"name":"Ann","email":null,"score":0,"active":false,"status":"new"}`},
 	{map[string]any{"operation": "update", "entity": "authors", "data": map[string]any{"id": 99, "name": "x"}}, `error not_found`},
 	{map[string]any{"operation": "update", "entity": "authors", "record_id": "2", "data": map[string]any{"score": "high"}}, `error invalid_value`},
+	// NUL is stored by SQLite and refused by PostgreSQL: refused before
+	// the database on every one, in data and in filters alike.
+	{map[string]any{"operation": "create", "entity": "authors", "data": map[string]any{"name": "nul\x00"}}, `error invalid_value`},
+	{map[string]any{"operation": "read", "entity": "authors", "options": filters("name", "eq", "a\x00b")}, `error invalid_value`},
 	{map[string]any{"operation": "read", "entity": "authors", "options": filters("nope", "eq", 1)}, `error unknown_column`},
 	{map[string]any{"operation": "read", "entity": "authors", "options": filters("score", "regexp", 1)}, `error unknown_operator`},
 	{map[string]any{"operation": "delete", "entity": "books", "record_id": "3"}, `record {"id":3,"author_id":3,"title":"B3"}`},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"unicode/utf8"
 
 	"github.com/mqttspec/mqttspec/adapters"
 	"github.com/mqttspec/mqttspec/internal/broker"
@@ -76,6 +77,21 @@ func (h *Handler) onRequest(m broker.Message) bool {
 			return true
 		}
 	}
+	live := h.live.Load()
+	if live.t.Backlogged(clientID) {
+		// Its acknowledgements of earlier answers are behind its requests:
+		// waiting for them here would wait forever. Answered at QoS 0, which
+		// needs no acknowledgement, once its write queue has room: that
+		// drains as the client reads, and waiting here stops reading it.
+		h.counters.overloaded.Add(1)
+		resp, _ := NewErrorResponse(requestID(m.Payload), CodeOverloaded,
+			"too many answers not yet acknowledged; retry later").ToJSON()
+		ctx, cancel := context.WithTimeout(h.drainCtx, h.config.Timeouts.Request)
+		_ = live.t.AwaitRoom(ctx, clientID)
+		cancel()
+		h.send(h.responseTopic(clientID), 0, resp)
+		return true
+	}
 	payload := append([]byte(nil), m.Payload...)
 	if !h.dispatch.submit(clientID, func() { h.serve(clientID, sender, payload) }, features.Backpressure) {
 		if h.draining.Load() && features.Refusable { // the queue closed while the sender waited
@@ -107,6 +123,9 @@ func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
 		h.logger.Info("dropped a request of a session taken over by another principal", "client", clientID)
 		return
 	}
+	// Wait for room for the answer before the request's time starts; a wait
+	// cut short by Shutdown lets the answer go (a drop is counted).
+	_ = h.live.Load().t.AwaitRoom(h.drainCtx, clientID)
 	ctx, cancel := context.WithTimeout(h.ctx, h.config.Timeouts.Request)
 	defer cancel()
 	client := sender
@@ -120,11 +139,16 @@ func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
 	key := dedupKey{client: clientID, principal: client.Principal(), request: requestID(payload)}
 	if answer, ok := h.dedup.replay(key, payload); ok {
 		h.counters.duplicates.Add(1)
-		h.publish(h.responseTopic(clientID), h.config.QoS.Response, answer)
+		h.send(h.responseTopic(clientID), h.config.QoS.Response, answer)
 		return
 	}
-	_ = h.live.Load().t.AwaitRoom(ctx, clientID) // past the deadline the answer may be dropped, and is counted
 	resp, res := h.handle(ctx, client, payload)
+	if sender != nil && h.superseded(sender) { // taken over while it ran: the answer is not the newcomer's
+		h.counters.superseded.Add(1)
+		h.logger.Info("withheld the answer of a session taken over by another principal", "client", clientID)
+		res.finish()
+		return
+	}
 	answer := h.respond(clientID, resp)
 	if res != nil && res.change != nil && resp.Success {
 		h.dedup.keep(key, payload, answer)
@@ -150,6 +174,10 @@ func (h *Handler) handle(ctx context.Context, client *Client, payload []byte) (r
 	}
 	res, err = h.execute(r)
 	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil { // whatever failed, it failed because time ran out
+			h.logger.Debug("request failed after its deadline", "request", r.msg.ID, "error", err)
+			err = ctxErr
+		}
 		return h.errorResponse(r.msg.ID, err), res
 	}
 	return h.answer(r, res), res
@@ -158,6 +186,9 @@ func (h *Handler) handle(ctx context.Context, client *Client, payload []byte) (r
 // parse decodes the payload and reads its envelope: the operation of the
 // table it asks for, the record it names and the shape of its data.
 func (h *Handler) parse(ctx context.Context, client *Client, payload []byte) (*request, error) {
+	if !utf8.Valid(payload) {
+		return nil, NewError(CodeInvalidValue, "the message is not valid UTF-8 text")
+	}
 	msg, err := ParseMessage(payload)
 	if err != nil {
 		return nil, NewError(CodeInvalidJSON, "message is not a valid JSON object")
@@ -219,9 +250,11 @@ func (h *Handler) execute(r *request) (*result, error) {
 		return res, hookError(err)
 	}
 	if op.writes {
-		if err := h.commit(r.tx, res.change); err != nil {
+		publish, err := h.commit(r.tx, res.change)
+		if err != nil {
 			return res, err
 		}
+		res.release = publish
 	}
 	return res, nil
 }
@@ -323,11 +356,12 @@ func (h *Handler) respond(clientID string, resp *ResponseMessage) []byte {
 		payload, _ = NewErrorResponse(resp.ID, CodeResponseTooLarge, fmt.Sprintf(
 			"the answer would be larger than %d bytes; ask for fewer records or columns", h.config.Limits.MaxResponseBytes)).ToJSON()
 	}
-	h.publish(h.responseTopic(clientID), h.config.QoS.Response, payload)
+	h.send(h.responseTopic(clientID), h.config.QoS.Response, payload)
 	return payload
 }
 
-func (h *Handler) publish(topic string, qos byte, payload []byte) {
+// send publishes payload on topic through the edge.
+func (h *Handler) send(topic string, qos byte, payload []byte) {
 	live := h.live.Load()
 	if live == nil {
 		return
@@ -335,6 +369,19 @@ func (h *Handler) publish(topic string, qos byte, payload []byte) {
 	if err := live.t.Publish(topic, qos, payload); err != nil {
 		h.logger.Warn("publish failed", "topic", topic, "error", err)
 	}
+}
+
+// fitsAnswer refuses records that would make an answer larger than
+// LimitConfig.MaxResponseBytes, before anything takes effect.
+func (h *Handler) fitsAnswer(records any) error {
+	b, err := json.Marshal(records)
+	if err != nil {
+		return fmt.Errorf("encode records: %w", err)
+	}
+	if limit := h.config.Limits.MaxResponseBytes; len(b) > limit {
+		return NewError(CodeResponseTooLarge, "the answer would be larger than %d bytes; ask for fewer records or columns", limit)
+	}
+	return nil
 }
 
 // recordID returns the id a request names: record_id, or the primary key

@@ -30,6 +30,9 @@ type Subscription struct {
 	model *query.Model
 	where []query.Group
 	seq   atomic.Uint64
+	// state guards Active against deliveries: ending a subscription waits
+	// for a delivery in progress, and none starts after it.
+	state sync.RWMutex
 	// indexed is the equality condition the subscription is indexed by.
 	indexed *query.Condition
 }
@@ -43,6 +46,27 @@ func (s *Subscription) MatchesFilters(record any) bool {
 		return s.Options == nil || len(s.Options.Filters) == 0
 	}
 	return query.Match(s.where, record)
+}
+
+func (s *Subscription) setActive(on bool) {
+	s.state.Lock()
+	s.Active = on
+	s.state.Unlock()
+}
+
+// deliver runs send if the subscription is still registered, and reports
+// whether it did. Once a subscription has ended (unsubscribed, or its
+// session discarded when another principal takes its client id over),
+// nothing more is sent to its topic, whose next subscriber may be someone
+// else.
+func (s *Subscription) deliver(send func()) bool {
+	s.state.RLock()
+	defer s.state.RUnlock()
+	if !s.Active {
+		return false
+	}
+	send()
+	return true
 }
 
 // SubscriptionManager holds the live subscriptions, indexed so that a write
@@ -86,7 +110,7 @@ func (sm *SubscriptionManager) add(s *Subscription) {
 	}
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	s.Active = true
+	s.setActive(true)
 	sm.byID[s.ID] = s
 	key := qualified(s.Schema, s.Entity)
 	es := sm.byEntity[key]
@@ -120,7 +144,7 @@ func (sm *SubscriptionManager) Unsubscribe(subID string) bool {
 		return false
 	}
 	delete(sm.byID, subID)
-	s.Active = false
+	s.setActive(false)
 	key := qualified(s.Schema, s.Entity)
 	es := sm.byEntity[key]
 	if es == nil {

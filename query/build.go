@@ -50,9 +50,11 @@ func (l Limits) maxValueBytes() int  { return orDefault(l.MaxValueBytes, Default
 func (l Limits) maxRecordBytes() int { return orDefault(l.MaxRecordBytes, DefaultMaxRecordBytes) }
 
 const (
-	// maxPatternBytes bounds like and ilike patterns. It keeps the in-memory
-	// matcher cheap and the translated SQLite pattern far below SQLite's
-	// pattern length limit.
+	// maxPatternBytes bounds the like and ilike patterns of one request,
+	// all of them together. It keeps the in-memory matcher cheap (a
+	// subscription's like filters cost at most a few dozen word operations
+	// per byte of a changed record) and the translated SQLite pattern far
+	// below SQLite's pattern length limit.
 	maxPatternBytes = 2000
 	// maxNameInError bounds how much of a client-supplied name is echoed
 	// back in an error message.
@@ -158,10 +160,17 @@ func BuildWhere(m *Model, filters []FilterOption, limits Limits) ([]Group, error
 		return nil, fmt.Errorf("%w: at most %d filters", ErrInvalidOptions, n)
 	}
 	var groups []Group
+	patternBytes := 0
 	for i, f := range filters {
 		cond, err := buildCondition(m, f, limits)
 		if err != nil {
 			return nil, fmt.Errorf("filter %d: %w", i+1, err)
+		}
+		if cond.like != nil {
+			if patternBytes += len(cond.like.src); patternBytes > maxPatternBytes {
+				return nil, fmt.Errorf("filter %d: %w: like and ilike patterns total more than %d bytes in one request",
+					i+1, ErrInvalidValue, maxPatternBytes)
+			}
 		}
 		switch {
 		case f.LogicOperator == "" || strings.EqualFold(f.LogicOperator, "AND"):

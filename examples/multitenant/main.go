@@ -1,7 +1,9 @@
 // Command multitenant serves one table to several tenants over MQTT. Each
-// client connects with a signed token as its MQTT username; hooks bind every
-// read, update, delete and subscription to the token's tenant, set the tenant
-// on creates, and let only admins delete.
+// client connects with a signed token as its MQTT username and a client id
+// made of the token's tenant and user ("acme.alice", or "acme.alice.phone"
+// for one of several devices); hooks bind every read, update, delete and
+// subscription to the token's tenant, set the tenant on creates, and let
+// only admins delete.
 //
 //	go run ./examples/multitenant -secret s3cret
 //	go run ./examples/multitenant -secret s3cret -token acme:alice:admin   # print a token

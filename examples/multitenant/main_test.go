@@ -21,8 +21,8 @@ func token(tenant, user string, roles ...string) string {
 }
 
 // dial connects a protocol client with the token as its MQTT username.
-func dial(t *testing.T, url, id, username string) (*mqtttest.Client, error) {
-	c, err := mqtttest.Dial(t, url, id, mqtttest.Credentials(username, ""))
+func dial(t *testing.T, url, id, username string, opts ...mqtttest.Option) (*mqtttest.Client, error) {
+	c, err := mqtttest.Dial(t, url, id, append(opts, mqtttest.Credentials(username, ""))...)
 	if err != nil {
 		return nil, err
 	}
@@ -49,24 +49,29 @@ func code(r map[string]any) string {
 	return ""
 }
 
-func TestTenantsCannotCross(t *testing.T) {
+// start runs the example's server on a free port and returns its URL.
+func start(t *testing.T) string {
 	h, err := newServer(filepath.Join(t.TempDir(), "mt.db"), secret,
 		mqttspec.BrokerConfig{Host: "127.0.0.1", Port: -1}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, h.Shutdown()) })
-	url := "tcp://" + h.Addr()
+	return "tcp://" + h.Addr()
+}
+
+func TestTenantsCannotCross(t *testing.T) {
+	url := start(t)
 
 	// Wrong credentials are refused at CONNECT.
-	_, err = dial(t, url, "mallory", "not-a-token")
+	_, err := dial(t, url, "mallory", "not-a-token")
 	require.Error(t, err)
 	_, err = dial(t, url, "forger", SignToken([]byte("other-secret"), Claims{TenantID: "acme", UserID: "x", Expires: time.Now().Add(time.Hour).Unix()}))
 	require.Error(t, err)
 
-	alice, err := dial(t, url, "alice", token("acme", "alice", "admin"))
+	alice, err := dial(t, url, "acme.alice", token("acme", "alice", "admin"))
 	require.NoError(t, err)
-	bob, err := dial(t, url, "bob", token("globex", "bob", "admin"))
+	bob, err := dial(t, url, "globex.bob", token("globex", "bob", "admin"))
 	require.NoError(t, err)
-	carol, err := dial(t, url, "carol", token("acme", "carol")) // no admin role
+	carol, err := dial(t, url, "acme.carol", token("acme", "carol")) // no admin role
 	require.NoError(t, err)
 
 	// Bob watches everything he may see.
@@ -107,6 +112,37 @@ func TestTenantsCannotCross(t *testing.T) {
 	bob.NoNote(alice) // a round trip after alice's delete: any notification would be queued already
 }
 
+// TestClientIDsBelongToTokens: a token opens only its own client ids, so
+// no token can take over another user's session, and a renewed token of
+// the same user gets the user's session back.
+func TestClientIDsBelongToTokens(t *testing.T) {
+	url := start(t)
+	alice := token("acme", "alice")
+	for _, id := range []string{"globex.bob", "acme.bob", "acme.alicex", "acme.alice.", "alice", "acme"} {
+		_, err := dial(t, url, id, alice)
+		require.Error(t, err, "alice's token opens %q", id)
+	}
+	// Controls: her ids connect, one per device.
+	phone, err := dial(t, url, "acme.alice.phone", alice)
+	require.NoError(t, err)
+	require.Equal(t, true, do(phone, "read", nil)["success"])
+
+	// Her persistent session survives a token renewal.
+	laptop, err := dial(t, url, "acme.alice", alice, mqtttest.Persistent)
+	require.NoError(t, err)
+	require.Equal(t, true, do(laptop, "subscribe", nil)["success"])
+	laptop.Disconnect(10)
+	carol, err := dial(t, url, "acme.carol", token("acme", "carol"))
+	require.NoError(t, err)
+	require.Equal(t, true, do(carol, "create", map[string]any{"data": map[string]any{"item": "queued"}})["success"])
+	renewed := SignToken(secret, Claims{TenantID: "acme", UserID: "alice", Expires: time.Now().Add(2 * time.Hour).Unix()})
+	require.NotEqual(t, alice, renewed)
+	back, err := dial(t, url, "acme.alice", renewed, mqtttest.Persistent)
+	require.NoError(t, err)
+	n := back.NextNote()
+	require.Equal(t, "queued", n["data"].(map[string]any)["item"], "the notification queued while she was away")
+}
+
 func TestTokens(t *testing.T) {
 	now := time.Now()
 	good := SignToken(secret, Claims{TenantID: "t", UserID: "u", Expires: now.Add(time.Minute).Unix()})
@@ -119,4 +155,6 @@ func TestTokens(t *testing.T) {
 	require.ErrorContains(t, err, "signature")
 	_, err = VerifyToken(secret, "garbage", now)
 	require.Error(t, err)
+	_, err = VerifyToken(secret, SignToken(secret, Claims{TenantID: "a.b", UserID: "u", Expires: now.Add(time.Minute).Unix()}), now)
+	require.ErrorContains(t, err, "contains")
 }

@@ -50,10 +50,26 @@ func VerifyToken(secret []byte, token string, now time.Time) (Claims, error) {
 	if c.TenantID == "" || c.UserID == "" {
 		return c, errors.New("token without tenant or user")
 	}
+	if strings.ContainsAny(c.TenantID+c.UserID, idForbidden) {
+		return c, errors.New("tenant or user contains '.', '/', '+' or '#'")
+	}
 	if now.Unix() >= c.Expires {
 		return c, errors.New("token expired")
 	}
 	return c, nil
+}
+
+// idForbidden are the characters a tenant or user name cannot hold: the
+// separator of client ids and those MQTT gives a meaning in topics.
+const idForbidden = "./+#"
+
+// ClientIDAllowed reports whether a client with claims may connect with
+// the MQTT client id id: "{tenant}.{user}", or that followed by ".{device}"
+// for a user with several connections. Neither name may contain '.', so
+// no other tenant or user can form the same id.
+func ClientIDAllowed(c Claims, id string) bool {
+	own := c.TenantID + "." + c.UserID
+	return id == own || (strings.HasPrefix(id, own+".") && len(id) > len(own)+1)
 }
 
 func sign(secret []byte, payload string) string {
@@ -64,8 +80,12 @@ func sign(secret []byte, payload string) string {
 
 // InstallTenancy registers the hooks that make every operation of every
 // model with a tenant_id column act inside the caller's tenant:
-//   - BeforeConnect: the MQTT username must be a valid token; its claims
-//     become client metadata (user_id, tenant_id, roles).
+//   - BeforeConnect: the MQTT username must be a valid token and the client
+//     id must belong to it (ClientIDAllowed); its claims become client
+//     metadata (user_id, tenant_id, roles) and "{tenant}/{user}" the
+//     client's principal. The principal, not the token, decides who may
+//     take over a session: a device that reconnects with a renewed token
+//     gets its session and queued notifications back.
 //   - BeforeRead/Update/Delete/Subscribe: a tenant_id filter is appended, so
 //     another tenant's records are not found and never notified.
 //   - BeforeCreate: tenant_id is set from the token, whatever the client sent.
@@ -78,6 +98,10 @@ func InstallTenancy(h *mqttspec.Handler, secret []byte) {
 		if err != nil {
 			return fmt.Errorf("invalid token: %w", err)
 		}
+		if !ClientIDAllowed(claims, ctx.Client.ID) {
+			return fmt.Errorf("client id %q does not belong to %s.%s", ctx.Client.ID, claims.TenantID, claims.UserID)
+		}
+		ctx.Client.SetPrincipal(claims.TenantID + "/" + claims.UserID)
 		ctx.Client.SetMetadata("user_id", claims.UserID)
 		ctx.Client.SetMetadata("tenant_id", claims.TenantID)
 		ctx.Client.SetMetadata("roles", claims.Roles)

@@ -251,10 +251,12 @@ func (c *Client) NextNote() map[string]any {
 	return Recv(c.t, c.Notes, "notification for client "+c.ID)
 }
 
-// NoNote asserts that no notification is pending after a marker round trip:
-// the handler answers one client's requests in order and publishes a
-// write's notifications before its answer, so a ping answered after the
-// write proves that any notification it caused has arrived.
+// NoNote asserts that no notification is pending after a round trip of
+// marker, the client whose writes are in question: the handler publishes
+// a write's notifications before it takes the writer's next request (when
+// no earlier change of the entity is still being prepared), so a ping
+// answered after the write proves that any notification it caused has
+// arrived.
 func (c *Client) NoNote(marker *Client) {
 	c.t.Helper()
 	marker.Request(map[string]any{"type": "ping"})

@@ -29,11 +29,14 @@ const reservedTopic = "$mqttspec"
 
 // aclAllowsPublish reports whether the client clientID may publish to topic.
 func aclAllowsPublish(prefix, clientID, topic string) bool {
-	if strings.ContainsAny(topic, "+#") || strings.HasPrefix(topic, "$") {
-		return false // not a topic name, or a server topic
+	if strings.ContainsAny(topic, "+#") {
+		return false // not a topic name; Mochi refuses it too
 	}
 	p := splitTopic(prefix)
 	t := splitTopic(topic)
+	if t[0] == reservedTopic {
+		return false // the broker's own
+	}
 	if !aclUnderPrefix(p, t) {
 		return true
 	}

@@ -33,7 +33,8 @@ func TestACLAllowsPublish(t *testing.T) {
 		{"spec", "A", "Spec/B/request", true},
 		{"spec", "A", "x/spec/B/request", true},
 		{"spec", "A", "/spec/B/request", true},
-		{"spec", "A", "$SYS/x", false}, // server topics
+		{"spec", "A", "$SYS/x", true}, // Mochi itself refuses publishing $SYS
+		{"spec", "A", "$TopicA/B", true},
 		{"spec", "A", "$mqttspec/routed-will", false},
 		// Multi-level prefix.
 		{"a/b", "A", "a/b/A/request", true},

@@ -21,6 +21,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqttspec/mqttspec/internal/broker"
 )
@@ -113,7 +114,7 @@ type Broker struct {
 // is created here (see Server), but nothing listens before Start.
 func New(cfg Config, events broker.Events, logger *slog.Logger) *Broker {
 	if cfg.MaxQueuedMessages <= 0 {
-		cfg.MaxQueuedMessages = 1000
+		cfg.MaxQueuedMessages = 4096
 	}
 	if cfg.MaxQueuedBytes <= 0 {
 		cfg.MaxQueuedBytes = 16 << 20
@@ -190,7 +191,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	}
 	addr := listenAddr(b.config.Host, b.config.Port)
 	limits := b.connLimits()
-	tcp := newTCPListener(tcpListenerID, addr, limits)
+	tcp := newTCPListener(tcpListenerID, addr, limits, b.disconnectListener)
 	// The listener binds in Init (called by AddListener), so a port in use
 	// fails here and clients can connect as soon as Start returns.
 	if err := b.server.AddListener(tcp); err != nil {
@@ -199,7 +200,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	var ws *wsListener
 	if b.config.EnableWebSocket {
 		wsAddr := listenAddr(b.config.Host, b.config.WSPort)
-		ws = newWSListener(wsListenerID, wsAddr, limits)
+		ws = newWSListener(wsListenerID, wsAddr, limits, b.disconnectListener)
 		if err := b.server.AddListener(ws); err != nil {
 			b.dropListener(tcp)
 			return fmt.Errorf("mqttspec: embedded broker: websocket listen on %s: %w", wsAddr, err)
@@ -238,6 +239,18 @@ func listenAddr(host string, port int) string {
 		port = 0
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// disconnectListener disconnects the MQTT clients of listener id as the
+// broker stops. It stands in for Mochi's own, which takes the client
+// table's read lock twice and so deadlocks when a client connects or
+// leaves in between (mochi-mqtt/server#488): Stop would then never end.
+func (b *Broker) disconnectListener(id string) {
+	for _, cl := range b.server.Clients.GetAll() {
+		if cl.Net.Listener == id && !cl.Closed() {
+			_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // Stop closes the listeners (freeing the ports), disconnects every client

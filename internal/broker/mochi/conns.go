@@ -72,13 +72,15 @@ func outboundLen(cl *mqtt.Client) int {
 	return f.Len()
 }
 
-// AwaitRoom waits until the client's queues toward it have room: fewer
-// than half of its write queue and of its QoS 1/2 window in use. The core
-// calls it before running a request of the client, so a client that does
-// not read its answers stops being served (and, its request queue filling
-// up, stops being read) instead of having its answers dropped. It returns
-// at once for a client that is not connected, and with ctx's error when ctx
-// ends first.
+// AwaitRoom waits until the client's write queue is less than half full.
+// The core calls it before running a request of the client, so a client
+// that does not read its answers stops being served (and, its request
+// queue filling up, stops being read) instead of having its answers
+// dropped. The write queue drains as the client reads, whatever it sends,
+// so the wait cannot deadlock on the client's own acknowledgements (those
+// are read only after its pending requests). It returns at once for a
+// client that is not connected, when the connection ends, and with ctx's
+// error when ctx ends first.
 func (b *Broker) AwaitRoom(ctx context.Context, clientID string) error {
 	cl, ok := b.server.Clients.Get(clientID)
 	if !ok || cl.Closed() {
@@ -104,9 +106,18 @@ func (b *Broker) AwaitRoom(ctx context.Context, clientID string) error {
 	}
 }
 
-// hasRoom reports whether cl's write queue and QoS window are below half.
+// hasRoom reports whether cl's write queue is below half full.
 func (b *Broker) hasRoom(cl *mqtt.Client) bool {
-	return outboundLen(cl) < b.writesPending/2 && cl.State.Inflight.Len() < b.config.MaxQueuedMessages/2
+	return outboundLen(cl) < b.writesPending/2
+}
+
+// Backlogged reports whether the client holds half of its QoS 1/2 window
+// in unacknowledged messages. Its acknowledgements may be stuck behind its
+// own pipelined requests, so the core does not wait for them: it answers
+// such a client "overloaded" instead of taking more work from it.
+func (b *Broker) Backlogged(clientID string) bool {
+	cl, ok := b.server.Clients.Get(clientID)
+	return ok && !cl.Closed() && cl.State.Inflight.Len() >= b.config.MaxQueuedMessages/2
 }
 
 // Flush waits until no connected client has packets waiting in its write

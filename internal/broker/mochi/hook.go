@@ -34,8 +34,9 @@ func (h *hook) Provides(event byte) bool {
 }
 
 // OnPacketRead accepts a CONNECT whose password flag is set with an empty
-// password (MQTT allows it; MQTT.js with password '' and Python paho with
-// username_pw_set(u, '') send it, and Mochi's validation would refuse it):
+// password (MQTT allows it; MQTT.js with an empty password option and
+// Python paho's username_pw_set(u, "") send it, and Mochi's validation
+// would refuse it):
 // the password is read as absent. A CONNECT that Mochi will refuse anyway
 // is logged with its reason, which Mochi does not do.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
@@ -243,7 +244,9 @@ func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.b.done(cl, p
 // session expiry 0), so the session is kept exactly when expire is false.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if v, ok := h.b.conns.LoadAndDelete(cl); ok {
-		h.b.events.Disconnected(v.(*conn).session, err, !expire)
+		c := v.(*conn)
+		c.progress() // whoever waits for room: the connection has gone
+		h.b.events.Disconnected(c.session, err, !expire)
 	}
 }
 

@@ -178,10 +178,12 @@ type tcpListener struct {
 	log     *slog.Logger
 	conns   connSet
 	closed  atomic.Bool
+	// disconnect disconnects the MQTT clients of a listener (see Close).
+	disconnect listeners.CloseFn
 }
 
-func newTCPListener(id, address string, limits connLimits) *tcpListener {
-	return &tcpListener{id: id, address: address, conns: connSet{limits: limits}}
+func newTCPListener(id, address string, limits connLimits, disconnect listeners.CloseFn) *tcpListener {
+	return &tcpListener{id: id, address: address, conns: connSet{limits: limits}, disconnect: disconnect}
 }
 
 // Init binds the listening socket.
@@ -233,13 +235,14 @@ func (l *tcpListener) Address() string {
 // Protocol names the listener's protocol.
 func (l *tcpListener) Protocol() string { return "tcp" }
 
-// Close stops accepting, disconnects the listener's MQTT clients and closes
-// the connections still waiting for CONNECT.
-func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, disconnects the listener's MQTT clients (with the
+// broker's disconnect, not Mochi's closeClients: see disconnectListener)
+// and closes the connections still waiting for CONNECT.
+func (l *tcpListener) Close(listeners.CloseFn) {
 	if l.closed.CompareAndSwap(false, true) && l.ln != nil {
 		_ = l.ln.Close()
 	}
-	closeClients(l.id)
+	l.disconnect(l.id)
 	l.conns.closeAll()
 }
 
@@ -254,13 +257,16 @@ type wsListener struct {
 	establish listeners.EstablishFn // set by Serve before it accepts
 	conns     connSet
 	closed    atomic.Bool
+	// disconnect disconnects the MQTT clients of a listener (see Close).
+	disconnect listeners.CloseFn
 }
 
-func newWSListener(id, address string, limits connLimits) *wsListener {
+func newWSListener(id, address string, limits connLimits, disconnect listeners.CloseFn) *wsListener {
 	return &wsListener{
-		id:      id,
-		address: address,
-		conns:   connSet{limits: limits},
+		id:         id,
+		address:    address,
+		conns:      connSet{limits: limits},
+		disconnect: disconnect,
 		upgrader: websocket.Upgrader{
 			Subprotocols: []string{"mqtt"},
 			CheckOrigin:  func(*http.Request) bool { return true },
@@ -317,13 +323,13 @@ func (l *wsListener) Address() string {
 func (l *wsListener) Protocol() string { return "ws" }
 
 // Close stops accepting and disconnects the listener's clients. Upgraded
-// connections are hijacked, so the HTTP server leaves them to closeClients.
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
+// connections are hijacked, so the HTTP server leaves them to disconnect.
+func (l *wsListener) Close(listeners.CloseFn) {
 	if l.closed.CompareAndSwap(false, true) && l.ln != nil {
 		_ = l.srv.Close()
 		_ = l.ln.Close() // in case Serve has not started yet
 	}
-	closeClients(l.id)
+	l.disconnect(l.id)
 	l.conns.closeAll()
 }
 

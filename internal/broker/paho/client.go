@@ -141,6 +141,9 @@ func (b *Client) Addr() string { return b.config.BrokerURL }
 // client has yet to read.
 func (b *Client) AwaitRoom(context.Context, string) error { return nil }
 
+// Backlogged reports false: the external broker does not say.
+func (b *Client) Backlogged(string) bool { return false }
+
 // Flush returns at once: Stop waits for paho's queue (see Stop).
 func (b *Client) Flush(context.Context) error { return nil }
 

@@ -1,0 +1,204 @@
+package mqtttest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/stretchr/testify/require"
+)
+
+// Raw is an MQTT 3.1.1 connection driven packet by packet, for the cases a
+// client library will not produce: an empty password with the flag set, a
+// PUBLISH re-sent with DUP and the same packet id, a will, a reset right
+// after CONNECT, an oversized packet.
+type Raw struct {
+	t    testing.TB
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// DialRawTCP opens a TCP connection to addr ("host:port"); it is closed
+// when the test ends.
+func DialRawTCP(t testing.TB, addr string) *Raw {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, Wait)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return &Raw{t: t, conn: c, r: bufio.NewReader(c)}
+}
+
+// TryDialRawTCP opens a TCP connection to addr without a test, for use
+// from goroutines: it reports errors instead of failing, and the caller
+// closes it. Only Write, Read, Connect and Reset may be used on it.
+func TryDialRawTCP(addr string) (*Raw, error) {
+	c, err := net.DialTimeout("tcp", addr, Wait)
+	if err != nil {
+		return nil, err
+	}
+	return &Raw{conn: c, r: bufio.NewReader(c)}, nil
+}
+
+// Conn returns the underlying connection.
+func (r *Raw) Conn() net.Conn { return r.conn }
+
+// Write sends pk.
+func (r *Raw) Write(pk packets.Packet) error {
+	pk.ProtocolVersion = 4
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		pk.Connect.ProtocolName = []byte("MQTT")
+		err = pk.ConnectEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
+	case packets.Pingreq:
+		err = pk.PingreqEncode(&buf)
+	default:
+		return fmt.Errorf("mqtttest: cannot encode packet type %d", pk.FixedHeader.Type)
+	}
+	if err != nil {
+		return err
+	}
+	_ = r.conn.SetWriteDeadline(time.Now().Add(Wait))
+	_, err = r.conn.Write(buf.Bytes())
+	return err
+}
+
+// Read reads the next packet (at most Wait).
+func (r *Raw) Read() (packets.Packet, error) {
+	_ = r.conn.SetReadDeadline(time.Now().Add(Wait))
+	var pk packets.Packet
+	pk.ProtocolVersion = 4
+	b, err := r.r.ReadByte()
+	if err != nil {
+		return pk, err
+	}
+	if err := pk.FixedHeader.Decode(b); err != nil {
+		return pk, err
+	}
+	n, _, err := packets.DecodeLength(r.r)
+	if err != nil {
+		return pk, err
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.r, body); err != nil {
+		return pk, err
+	}
+	pk.FixedHeader.Remaining = n
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Publish:
+		err = pk.PublishDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Pingresp:
+	default:
+		err = fmt.Errorf("mqtttest: unexpected packet type %d", pk.FixedHeader.Type)
+	}
+	return pk, err
+}
+
+// Expect reads packets until one of type typ arrives (acknowledging QoS 1
+// publishes on the way) and returns it; other packets are returned in
+// skipped.
+func (r *Raw) Expect(typ byte) (pk packets.Packet, skipped []packets.Packet) {
+	r.t.Helper()
+	for {
+		pk, err := r.Read()
+		require.NoError(r.t, err, "reading for packet type %d", typ)
+		if pk.FixedHeader.Type == typ {
+			return pk, skipped
+		}
+		r.ackPublish(pk)
+		skipped = append(skipped, pk)
+	}
+}
+
+func (r *Raw) ackPublish(pk packets.Packet) {
+	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 1 {
+		_ = r.Write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+	}
+}
+
+// ConnectPacket returns a CONNECT for clientID (clean session, keep-alive 30s).
+func ConnectPacket(clientID string) packets.Packet {
+	return packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Connect},
+		Connect:     packets.ConnectParams{ClientIdentifier: clientID, Clean: true, Keepalive: 30},
+	}
+}
+
+// Connect sends pk (a CONNECT) and returns the CONNACK's return code, or
+// an error when the connection ends first.
+func (r *Raw) Connect(pk packets.Packet) (byte, error) {
+	if err := r.Write(pk); err != nil {
+		return 0, err
+	}
+	ack, err := r.Read()
+	if err != nil {
+		return 0, err
+	}
+	if ack.FixedHeader.Type != packets.Connack {
+		return 0, fmt.Errorf("mqtttest: got packet type %d, want CONNACK", ack.FixedHeader.Type)
+	}
+	return ack.ReasonCode, nil
+}
+
+// MustConnect connects with pk and fails the test unless it is accepted.
+func (r *Raw) MustConnect(pk packets.Packet) {
+	r.t.Helper()
+	code, err := r.Connect(pk)
+	require.NoError(r.t, err)
+	require.Zero(r.t, code, "CONNACK return code")
+}
+
+// SubscribePacket returns a SUBSCRIBE of filters at QoS 1.
+func SubscribePacket(packetID uint16, filters ...string) packets.Packet {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: packetID}
+	for _, f := range filters {
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: 1})
+	}
+	return pk
+}
+
+// Subscribe subscribes to filter at QoS 1 and returns the SUBACK code.
+func (r *Raw) Subscribe(filter string, packetID uint16) byte {
+	r.t.Helper()
+	require.NoError(r.t, r.Write(SubscribePacket(packetID, filter)))
+	ack, _ := r.Expect(packets.Suback)
+	require.Len(r.t, ack.ReasonCodes, 1)
+	return ack.ReasonCodes[0]
+}
+
+// PublishPacket returns a PUBLISH of payload on topic; qos 1 needs a
+// packet id, dup marks a redelivery.
+func PublishPacket(topic string, qos byte, packetID uint16, dup bool, payload []byte) packets.Packet {
+	return packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Dup: dup},
+		TopicName:   topic, PacketID: packetID, Payload: payload,
+	}
+}
+
+// Reset closes the connection with a TCP reset (no FIN, no DISCONNECT).
+func (r *Raw) Reset() {
+	if tc, ok := r.conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = r.conn.Close()
+}
