@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test test-nocgo vet lint run bench fuzz fuzz-short soak cover
+.PHONY: test test-nocgo vet lint run bench loadtest fuzz fuzz-short soak cover
 
 ## test: vet, every test with the race detector, every test again without
 ## cgo (pure-Go SQLite), then each fuzz target briefly, as CI runs them.
@@ -43,9 +43,14 @@ lint: vet
 run:
 	$(GO) run ./examples/quickstart
 
-## bench: the benchmarks (request round trips, subscription matching).
+## bench: the Go benchmarks (request round trips, subscription matching).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
+
+## loadtest: the library against its ceilings, side by side (see
+## BENCHMARKS.md); LOADTEST_FLAGS are passed on, e.g. "-runs 3 -json out.json".
+loadtest:
+	$(GO) run ./cmd/mqttspec-bench $(LOADTEST_FLAGS)
 
 cover:
 	$(GO) test -count=1 -coverprofile=cover.out $(PKGS) && $(GO) tool cover -func=cover.out | tail -1

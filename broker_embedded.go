@@ -59,6 +59,7 @@ func (b *EmbeddedBroker) SetHandler(h *Handler) {
 		KeepAlive: b.config.KeepAlive, Prefix: h.config.Topics.Prefix, EnableSysTopics: b.config.EnableSysTopics,
 		MaxPacketSize: l.MaxPacketSize, SessionExpiry: l.SessionExpiry,
 		MaxQueuedMessages: l.MaxQueuedMessages, MaxQueuedBytes: l.MaxQueuedBytes,
+		WriteTimeout: h.config.Timeouts.ClientWrite,
 	}, sessionEvents{h}, h.logger)
 }
 

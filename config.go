@@ -31,6 +31,7 @@ const (
 	DefaultPublishTimeout   = 5 * time.Second
 	DefaultDisconnectTime   = 10 * time.Second
 	DefaultRequestTimeout   = 10 * time.Second
+	DefaultClientWrite      = 30 * time.Second
 	DefaultPageSize         = 100
 	DefaultMaxPageSize      = 1000
 	DefaultMaxSubsPerClient = 100
@@ -154,6 +155,11 @@ type TimeoutConfig struct {
 	// answer, hooks and database work included (default 10s). A request
 	// that runs out of time is cancelled and answered "timeout".
 	Request time.Duration
+	// ClientWrite is how long the embedded broker waits for a client's
+	// connection to take data it writes (default 30s); a connection that
+	// takes nothing for that long is closed. It frees what a client that
+	// stops reading holds, keep-alive or not.
+	ClientWrite time.Duration
 }
 
 // LimitConfig bounds the work and memory one request, client or session
@@ -265,6 +271,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.Timeouts.Request <= 0 {
 		c.Timeouts.Request = DefaultRequestTimeout
+	}
+	if c.Timeouts.ClientWrite <= 0 {
+		c.Timeouts.ClientWrite = DefaultClientWrite
 	}
 	if c.Limits.DefaultPageSize <= 0 {
 		c.Limits.DefaultPageSize = DefaultPageSize

@@ -33,7 +33,7 @@ func (noDB) Describe(name string, model any) (*query.Model, error) {
 }
 
 func TestDispatcherKeepsPerKeyOrder(t *testing.T) {
-	d := newDispatcher(4, 1000)
+	d := newDispatcher(4, 1000, nil)
 	var mu sync.Mutex
 	got := map[string][]int{}
 	for i := 0; i < 200; i++ {
@@ -57,7 +57,7 @@ func TestDispatcherKeepsPerKeyOrder(t *testing.T) {
 
 func TestDispatcherRunsKeysInParallelWithinBound(t *testing.T) {
 	const workers = 3
-	d := newDispatcher(workers, 10)
+	d := newDispatcher(workers, 10, nil)
 	var running, peak atomic.Int32
 	release := make(chan struct{})
 	started := make(chan struct{}, 10)
@@ -88,7 +88,7 @@ func TestDispatcherRunsKeysInParallelWithinBound(t *testing.T) {
 }
 
 func TestDispatcherQueueBound(t *testing.T) {
-	d := newDispatcher(1, 2)
+	d := newDispatcher(1, 2, nil)
 	release := make(chan struct{})
 	require.True(t, d.submit("k", func() { <-release }, false))
 	require.True(t, d.submit("k", func() {}, false))

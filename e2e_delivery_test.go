@@ -1,8 +1,10 @@
 package mqttspec_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/mqttspec/mqttspec"
 	"github.com/mqttspec/mqttspec/internal/mqtttest"
+	"github.com/mqttspec/mqttspec/internal/mqttwire"
 )
 
 // rawCreate is the payload of create request i.
@@ -180,4 +183,103 @@ func TestShutdownAnswersEveryAcknowledgedRequest(t *testing.T) {
 	require.EqualValues(t, len(answered), countUsers(t, srv.db), "exactly the answered creates are stored")
 	require.Less(t, len(acked), n, "the shutdown refused some requests (else the test proves little)")
 	t.Logf("%d acknowledged, %d answered, %d refused (Stats %+v)", len(acked), len(answered), n-len(acked), srv.h.Stats())
+}
+
+// TestClientsThatDoNotReadTakeNoWorkers: more clients than the handler
+// runs requests at once pipeline reads with big answers and never read
+// them. They are held back without holding the workers, so a client that
+// reads is served meanwhile.
+func TestClientsThatDoNotReadTakeNoWorkers(t *testing.T) {
+	const workers = 2
+	srv := startServer(t, nil, mqttspec.WithLimits(mqttspec.LimitConfig{MaxConcurrency: workers}))
+	for i := 0; i < 100; i++ {
+		require.NoError(t, srv.db.Create(&User{Name: fmt.Sprintf("user %d with a name long enough to make pages big", i), Email: "someone@example.com"}).Error)
+	}
+	page := []byte(`{"id":"p","type":"request","operation":"read","schema":"public","entity":"users","options":{"limit":100}}`)
+	blocked := make(chan struct{}, 2*workers)
+	for i := 0; i < 2*workers; i++ {
+		id := fmt.Sprint("deaf-", i)
+		c := rawClient(t, srv, id)
+		var pk bytes.Buffer
+		require.NoError(t, mqttwire.Encode(&pk, mqtttest.PublishPacket("spec/"+id+"/request", 0, 0, false, page)))
+		go func() {
+			// Requests until the server stops reading them: its queue for
+			// this client is full, because the client's answers wait for
+			// room (its connection is full) that never comes.
+			for {
+				_ = c.Conn().SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+				if _, err := c.Conn().Write(pk.Bytes()); err != nil {
+					blocked <- struct{}{}
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 2*workers; i++ {
+		mqtttest.Recv(t, blocked, "a deaf client held back")
+	}
+	// More clients are held back than there are workers: a client that
+	// reads is served all the same.
+	reader := mqtttest.Connect(t, srv.url, "reader")
+	for i := 0; i < 20; i++ {
+		mqtttest.OK(t, reader.Request(mqtttest.Req("read", "users", map[string]any{"options": map[string]any{"limit": 1}})))
+	}
+}
+
+// TestSubscriberThatDoesNotReadStallsNoWriter: a subscriber that stops
+// reading its connection (its socket fills up) costs other clients
+// nothing: writes of the entity it watches go on being answered, and
+// another subscriber gets every notification; its own notifications are
+// dropped, counted. The writer's answers (24 MB in all, acknowledged)
+// keep flowing past MaxQueuedBytes: only what is held counts.
+func TestSubscriberThatDoesNotReadStallsNoWriter(t *testing.T) {
+	srv := startServer(t, nil)
+	deaf := rawClient(t, srv, "deaf")
+	require.Equal(t, byte(1), deaf.Subscribe("spec/deaf/notify/+", 2))
+	require.NoError(t, deaf.Write(mqtttest.PublishPacket("spec/deaf/request", 1, 3, false,
+		[]byte(`{"id":"s","type":"subscription","operation":"subscribe","schema":"public","entity":"users"}`))))
+	answer, _ := deaf.Expect(packets.Publish)
+	require.Contains(t, string(answer.Payload), "subscription_id")
+	// From here on deaf reads nothing at all.
+
+	watcher := mqtttest.Connect(t, srv.url, "watcher")
+	subscribe(t, watcher)
+	writer := mqtttest.Connect(t, srv.url, "writer")
+	big := strings.Repeat("x", 60000)
+	const n = 400 // 24 MB of notifications for deaf: far more than its socket holds
+	for i := 0; i < n; i++ {
+		mqtttest.OK(t, writer.Request(mqtttest.Req("create", "users", map[string]any{"data": map[string]any{"name": big, "age": i}})))
+		require.EqualValues(t, i, watcher.NextNote()["data"].(map[string]any)["age"])
+	}
+	require.NotZero(t, srv.h.Stats().DroppedNotifications, "deaf's notifications were dropped")
+}
+
+// TestConnectionThatTakesNothingIsClosed: a client without keep-alive
+// that stops reading is disconnected once its connection has taken
+// nothing for TimeoutConfig.ClientWrite; an idle client that reads stays.
+func TestConnectionThatTakesNothingIsClosed(t *testing.T) {
+	gone := make(chan string, 4)
+	srv := startServer(t, func(h *mqttspec.Handler) {
+		h.Hooks().Register(mqttspec.AfterDisconnect, func(ctx *mqttspec.HookContext) error {
+			gone <- ctx.Client.ID
+			return nil
+		})
+	}, mqttspec.WithTimeouts(mqttspec.TimeoutConfig{ClientWrite: 300 * time.Millisecond}))
+	for i := 0; i < 50; i++ {
+		require.NoError(t, srv.db.Create(&User{Name: strings.Repeat("n", 1000)}).Error)
+	}
+	idle := mqtttest.Connect(t, srv.url, "idle")
+	deaf := mqtttest.DialRawTCP(t, strings.TrimPrefix(srv.url, "tcp://"))
+	pk := mqtttest.ConnectPacket("deaf")
+	pk.Connect.Keepalive = 0
+	deaf.MustConnect(pk)
+	require.Equal(t, byte(1), deaf.Subscribe("spec/deaf/response", 1))
+	page := []byte(`{"id":"p","type":"request","operation":"read","schema":"public","entity":"users"}`)
+	go func() {
+		for deaf.Write(mqtttest.PublishPacket("spec/deaf/request", 0, 0, false, page)) == nil {
+		}
+	}()
+	require.Equal(t, "deaf", mqtttest.Recv(t, gone, "the deaf client's disconnect"))
+	mqtttest.OK(t, idle.Request(map[string]any{"type": "ping"}))
+	mqtttest.Nothing(t, gone, "another disconnect")
 }

@@ -199,13 +199,20 @@ func (h *Handler) Start() error {
 	if err := h.catalog.describeAll(); err != nil {
 		return err
 	}
+	if ps, ok := h.db.(adapters.PoolSizer); ok {
+		ps.SetIdleConnections(h.config.Limits.MaxConcurrency)
+	}
 	b, t := h.newBroker()
 	ctx, cancel := context.WithTimeout(h.ctx, h.config.Timeouts.Connect)
 	defer cancel()
 	if err := t.Start(ctx); err != nil {
 		return fmt.Errorf("mqttspec: start %s broker: %w", h.config.BrokerMode, err)
 	}
-	h.dispatch = newDispatcher(h.config.Limits.MaxConcurrency, h.config.Limits.MaxPendingPerClient)
+	// A request waits for room for its answer before it takes one of the
+	// MaxConcurrency places; a wait cut short by Shutdown lets the answer
+	// go (a drop is counted).
+	h.dispatch = newDispatcher(h.config.Limits.MaxConcurrency, h.config.Limits.MaxPendingPerClient,
+		func(clientID string) { _ = t.AwaitRoom(h.drainCtx, clientID) })
 	live := &liveTransport{t: t, features: t.Features()}
 	h.live.Store(live)
 	if err := t.Subscribe(h.requestFilter(), h.config.QoS.Request, h.onRequest); err != nil {

@@ -90,18 +90,33 @@ type result struct {
 	change *change
 	// pong answers with a pong message instead of a response.
 	pong bool
+	// replay is the kept answer of a write delivered again, sent instead
+	// of running it.
+	replay []byte
 	// undo reverts an operation that has already taken effect outside the
 	// database (subscribe, unsubscribe) when an After hook refuses it.
 	undo func()
+	// notify matches a committed write's notifications and hands them to
+	// the entity's lane, before the write is answered (see queue).
+	notify func()
 	// release runs once the answer has been published (or withheld): an
 	// operation that must be answered before anything else can happen (a
 	// subscription's first notification) holds the entity's commit lock
-	// until then; a committed write publishes its notifications.
+	// until then.
 	release func()
 }
 
-// finish runs res.release; res may be nil.
+// notifyChange runs res.notify once; res may be nil.
+func (res *result) notifyChange() {
+	if res != nil && res.notify != nil {
+		res.notify()
+		res.notify = nil
+	}
+}
+
+// finish runs what res still holds (notify, then release); res may be nil.
 func (res *result) finish() {
+	res.notifyChange()
 	if res != nil && res.release != nil {
 		res.release()
 		res.release = nil

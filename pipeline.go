@@ -114,18 +114,15 @@ func (h *Handler) onRequest(m broker.Message) bool {
 // the meantime is dropped: neither run nor answered (its answer would go
 // to the newcomer). A write the client sent again (same id and payload)
 // within the deduplication window is answered with the first answer.
-// Before running, the request waits until the client has room for its
-// answer, so that a client that does not read is held back rather than
-// losing answers.
+// Before serve runs, the dispatcher has waited until the client has room
+// for its answer, so that a client that does not read is held back rather
+// than losing answers (and without taking a place from other clients).
 func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
 	if sender != nil && h.superseded(sender) {
 		h.counters.superseded.Add(1)
 		h.logger.Info("dropped a request of a session taken over by another principal", "client", clientID)
 		return
 	}
-	// Wait for room for the answer before the request's time starts; a wait
-	// cut short by Shutdown lets the answer go (a drop is counted).
-	_ = h.live.Load().t.AwaitRoom(h.drainCtx, clientID)
 	ctx, cancel := context.WithTimeout(h.ctx, h.config.Timeouts.Request)
 	defer cancel()
 	client := sender
@@ -136,13 +133,16 @@ func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
 			return
 		}
 	}
-	key := dedupKey{client: clientID, principal: client.Principal(), request: requestID(payload)}
-	if answer, ok := h.dedup.replay(key, payload); ok {
+	resp, res := h.handle(ctx, client, payload)
+	if res != nil && res.replay != nil {
 		h.counters.duplicates.Add(1)
-		h.send(h.responseTopic(clientID), h.config.QoS.Response, answer)
+		h.send(h.responseTopic(clientID), h.config.QoS.Response, res.replay)
 		return
 	}
-	resp, res := h.handle(ctx, client, payload)
+	// A committed write's notifications are on their way before its answer
+	// (in the order of its commit; earlier changes still being matched do
+	// not hold the answer up).
+	res.notifyChange()
 	if sender != nil && h.superseded(sender) { // taken over while it ran: the answer is not the newcomer's
 		h.counters.superseded.Add(1)
 		h.logger.Info("withheld the answer of a session taken over by another principal", "client", clientID)
@@ -151,13 +151,20 @@ func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
 	}
 	answer := h.respond(clientID, resp)
 	if res != nil && res.change != nil && resp.Success {
-		h.dedup.keep(key, payload, answer)
+		h.dedup.keep(writeKey(client, resp.ID), payload, answer)
 	}
 	res.finish()
 }
 
+// writeKey is the deduplication key of a write of client with request id
+// id: the same client id, principal and id make the same write.
+func writeKey(client *Client, id string) dedupKey {
+	return dedupKey{client: client.ID, principal: client.Principal(), request: id}
+}
+
 // handle runs the request path up to the answer, which the caller
-// publishes before it calls finish on the result. It never panics: a panic
+// publishes before it calls finish on the result. A write delivered again
+// (see dedup.go) is not run: the result holds the first answer (replay). It never panics: a panic
 // is logged with its stack and answered "internal_error".
 func (h *Handler) handle(ctx context.Context, client *Client, payload []byte) (resp *ResponseMessage, res *result) {
 	defer func() {
@@ -171,6 +178,11 @@ func (h *Handler) handle(ctx context.Context, client *Client, payload []byte) (r
 	r, err := h.parse(ctx, client, payload)
 	if err != nil {
 		return h.errorResponse(requestID(payload), err), nil
+	}
+	if r.op.writes {
+		if answer, ok := h.dedup.replay(writeKey(client, r.msg.ID), payload); ok {
+			return nil, &result{replay: answer}
+		}
 	}
 	res, err = h.execute(r)
 	if err != nil {
@@ -254,7 +266,7 @@ func (h *Handler) execute(r *request) (*result, error) {
 		if err != nil {
 			return res, err
 		}
-		res.release = publish
+		res.notify = publish
 	}
 	return res, nil
 }

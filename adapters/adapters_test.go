@@ -35,6 +35,23 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestConformanceThroughGORM runs the conformance suite on GORM handles
+// that read through GORM itself, not the direct path (a query callback of
+// the application's turns it off): both paths must give the same results.
+func TestConformanceThroughGORM(t *testing.T) {
+	for _, dialect := range []string{query.DialectSQLite, query.DialectPostgres} {
+		t.Run(dialect, func(t *testing.T) {
+			adaptertest.Run(t, func(t *testing.T, models ...any) adapters.Database {
+				db := testdb.OpenGORM(t, dialect, models...)
+				require.NoError(t, db.Callback().Query().Before("gorm:query").Register("test:count", func(*gorm.DB) {}))
+				a := adapters.NewGormAdapter(db)
+				require.False(t, a.DirectReads(), "an application callback keeps reads on GORM")
+				return a
+			})
+		})
+	}
+}
+
 // TestParity runs the same operations on all four combinations and
 // requires identical JSON results.
 func TestParity(t *testing.T) {

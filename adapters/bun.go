@@ -32,6 +32,10 @@ type BunAdapter struct {
 	bdb *bun.DB
 }
 
+// SetIdleConnections sets how many idle connections the handle's pool
+// keeps (see PoolSizer).
+func (a *BunAdapter) SetIdleConnections(n int) { a.bdb.SetMaxIdleConns(n) }
+
 // BunTx is a transaction of a BunAdapter. It implements Tx.
 type BunTx struct {
 	bunExec

@@ -56,6 +56,15 @@ type Tx interface {
 	Native() any
 }
 
+// PoolSizer is implemented by a Database whose connection pool the handler
+// sizes at Start: it keeps idle as many connections as requests run at
+// once (database/sql keeps 2 by default, so that with more requests at
+// once connections are closed and opened again all the time, and a new
+// SQLite connection reads the schema again).
+type PoolSizer interface {
+	SetIdleConnections(n int)
+}
+
 // Database is the interface the handler uses to reach a database. The GORM
 // and Bun adapters implement it; a custom implementation can be checked
 // with the adaptertest package.

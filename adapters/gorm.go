@@ -36,6 +36,7 @@ type GormTx struct {
 type gormExec struct {
 	db      *gorm.DB
 	dialect string
+	direct  *directReader // nil: every read goes through GORM
 }
 
 var (
@@ -46,7 +47,8 @@ var (
 // NewGormAdapter returns a Database backed by db. The dialect is taken from
 // db's dialector ("sqlite" or "postgres").
 func NewGormAdapter(db *gorm.DB) *GormAdapter {
-	return &GormAdapter{gormExec{db: db, dialect: gormDialect(db)}}
+	dialect := gormDialect(db)
+	return &GormAdapter{gormExec{db: db, dialect: dialect, direct: newDirectReader(db, dialect)}}
 }
 
 func gormDialect(db *gorm.DB) string {
@@ -63,6 +65,18 @@ func gormDialect(db *gorm.DB) string {
 	}
 }
 
+// SetIdleConnections sets how many idle connections the handle's pool
+// keeps (see PoolSizer).
+func (a *GormAdapter) SetIdleConnections(n int) {
+	if sqlDB, err := a.db.DB(); err == nil {
+		sqlDB.SetMaxIdleConns(n)
+	}
+}
+
+// DirectReads reports whether reads take the direct path (see
+// gorm_direct.go) for models that allow it.
+func (a *GormAdapter) DirectReads() bool { return a.direct != nil }
+
 // DB returns the underlying GORM handle.
 func (a *GormAdapter) DB() *gorm.DB { return a.db }
 
@@ -75,7 +89,7 @@ func (a *GormAdapter) Begin(ctx context.Context) (Tx, error) {
 	if tx.Error != nil {
 		return nil, wrapGorm("begin", nil, tx.Error)
 	}
-	return &GormTx{gormExec{db: tx, dialect: a.dialect}}, nil
+	return &GormTx{gormExec{db: tx, dialect: a.dialect, direct: a.direct}}, nil
 }
 
 // Commit commits the transaction.
@@ -128,6 +142,11 @@ func (e gormExec) Find(ctx context.Context, q *query.Query) ([]any, error) {
 		return nil, err
 	}
 	m := q.Model
+	if e.direct != nil {
+		if rows, ok, err := e.direct.find(ctx, e, q); ok {
+			return rows, wrapGorm("find", m, err)
+		}
+	}
 	tx, err := e.scope(ctx, m)
 	if err != nil {
 		return nil, wrapGorm("find", m, err)
@@ -168,6 +187,11 @@ func (e gormExec) Count(ctx context.Context, q *query.Query) (int64, error) {
 		return 0, err
 	}
 	m := q.Model
+	if e.direct != nil {
+		if n, ok, err := e.direct.count(ctx, e, q); ok {
+			return n, wrapGorm("count", m, err)
+		}
+	}
 	tx, err := e.scope(ctx, m)
 	if err != nil {
 		return 0, wrapGorm("count", m, err)

@@ -36,7 +36,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/glebarez/sqlite"
+	"github.com/libtnb/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 

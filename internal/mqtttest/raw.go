@@ -4,13 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mqttspec/mqttspec/internal/mqttwire"
 )
 
 // Raw is an MQTT 3.1.1 connection driven packet by packet, for the cases a
@@ -49,69 +50,19 @@ func (r *Raw) Conn() net.Conn { return r.conn }
 
 // Write sends pk.
 func (r *Raw) Write(pk packets.Packet) error {
-	pk.ProtocolVersion = 4
 	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		pk.Connect.ProtocolName = []byte("MQTT")
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	case packets.Puback:
-		err = pk.PubackEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	case packets.Disconnect:
-		err = pk.DisconnectEncode(&buf)
-	case packets.Pingreq:
-		err = pk.PingreqEncode(&buf)
-	default:
-		return fmt.Errorf("mqtttest: cannot encode packet type %d", pk.FixedHeader.Type)
-	}
-	if err != nil {
+	if err := mqttwire.Encode(&buf, pk); err != nil {
 		return err
 	}
 	_ = r.conn.SetWriteDeadline(time.Now().Add(Wait))
-	_, err = r.conn.Write(buf.Bytes())
+	_, err := r.conn.Write(buf.Bytes())
 	return err
 }
 
 // Read reads the next packet (at most Wait).
 func (r *Raw) Read() (packets.Packet, error) {
 	_ = r.conn.SetReadDeadline(time.Now().Add(Wait))
-	var pk packets.Packet
-	pk.ProtocolVersion = 4
-	b, err := r.r.ReadByte()
-	if err != nil {
-		return pk, err
-	}
-	if err := pk.FixedHeader.Decode(b); err != nil {
-		return pk, err
-	}
-	n, _, err := packets.DecodeLength(r.r)
-	if err != nil {
-		return pk, err
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r.r, body); err != nil {
-		return pk, err
-	}
-	pk.FixedHeader.Remaining = n
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Pingresp:
-	default:
-		err = fmt.Errorf("mqtttest: unexpected packet type %d", pk.FixedHeader.Type)
-	}
-	return pk, err
+	return mqttwire.Read(r.r)
 }
 
 // Expect reads packets until one of type typ arrives (acknowledging QoS 1

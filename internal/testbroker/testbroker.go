@@ -1,5 +1,5 @@
 // Package testbroker runs a private mosquitto broker for tests of the
-// external broker mode.
+// external broker mode and for the load command (cmd/mqttspec-bench).
 //
 // Each broker listens on a free 127.0.0.1 port with a configuration that
 // suits tests: no authentication, TCP_NODELAY (without it every QoS 1 round
@@ -10,6 +10,7 @@ package testbroker
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -53,7 +54,7 @@ type Broker struct {
 	// Addr is "127.0.0.1:PORT".
 	Addr string
 
-	t    testing.TB
+	t    testing.TB // nil outside a test (Launch)
 	bin  string
 	conf string
 
@@ -69,38 +70,47 @@ type Broker struct {
 // environment variable is set.
 func NewMosquitto(t testing.TB, extra string) *Broker {
 	t.Helper()
-	bin := findMosquitto()
-	if bin == "" {
+	if findMosquitto() == "" {
 		if os.Getenv("CI") != "" {
 			t.Fatal(notInstalled)
 		}
 		t.Skip(notInstalled)
 	}
+	b, err := Launch(t.TempDir(), extra)
+	if err != nil {
+		t.Fatalf("testbroker: %v", err)
+	}
+	b.t = t
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// Launch starts a private mosquitto whose configuration (with extra lines
+// appended) goes to dir, outside a test; the caller stops it.
+func Launch(dir, extra string) (*Broker, error) {
+	bin := findMosquitto()
+	if bin == "" {
+		return nil, errors.New(notInstalled)
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // the free port may be taken before mosquitto binds it
 		port, err := freePort()
 		if err != nil {
-			t.Fatalf("testbroker: free port: %v", err)
+			return nil, fmt.Errorf("free port: %w", err)
 		}
-		b := &Broker{
-			Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-			t:    t,
-			bin:  bin,
-		}
+		b := &Broker{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), bin: bin}
 		b.URL = "tcp://" + b.Addr
-		b.conf = filepath.Join(t.TempDir(), "mosquitto.conf")
+		b.conf = filepath.Join(dir, "mosquitto.conf")
 		cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"+
 			"max_queued_messages 0\nmax_inflight_messages 0\npersistence false\n%s\n", port, extra)
 		if err := os.WriteFile(b.conf, []byte(cfg), 0o644); err != nil {
-			t.Fatalf("testbroker: write config: %v", err)
+			return nil, fmt.Errorf("write config: %w", err)
 		}
 		if lastErr = b.start(); lastErr == nil {
-			t.Cleanup(b.Stop)
-			return b
+			return b, nil
 		}
 	}
-	t.Fatalf("testbroker: %v", lastErr)
-	return nil
+	return nil, lastErr
 }
 
 // Start starts mosquitto again on the same port after Stop. It fails the
@@ -168,6 +178,16 @@ func (b *Broker) Stop() {
 		<-b.exit
 	}
 	b.cmd = nil
+}
+
+// PID returns the process id of the running mosquitto, or 0.
+func (b *Broker) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
 }
 
 // Output returns what the current (or last) mosquitto process logged.

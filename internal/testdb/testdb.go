@@ -15,8 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/glebarez/sqlite"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for Bun on PostgreSQL
+	"github.com/libtnb/sqlite"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
@@ -109,8 +109,8 @@ func OpenBun(t testing.TB, dialect string, models ...any) *bun.DB {
 	)
 	switch dialect {
 	case query.DialectSQLite:
-		// The "sqlite" driver is github.com/glebarez/go-sqlite, linked in by
-		// the GORM dialector; bun's sqliteshim must never be imported with it.
+		// The "sqlite" driver is modernc.org/sqlite, linked in by the GORM
+		// dialector (github.com/libtnb/sqlite): both ORMs share it.
 		sqldb, err = sql.Open("sqlite", dsn)
 		if err == nil {
 			db = bun.NewDB(sqldb, sqlitedialect.New())

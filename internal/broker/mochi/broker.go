@@ -72,6 +72,9 @@ type Config struct {
 	// for one session.
 	MaxQueuedMessages int
 	MaxQueuedBytes    int
+	// WriteTimeout > 0 closes a connection that takes no data written to
+	// it for that long.
+	WriteTimeout time.Duration
 }
 
 // writesPending is the length of each client's write queue. Mochi
@@ -95,6 +98,7 @@ type Broker struct {
 	logger        *slog.Logger
 	server        *mqtt.Server
 	writesPending int
+	outboxes      sync.Map // client id -> *outbox (outbox.go)
 
 	running atomic.Bool
 	conns   sync.Map // *mqtt.Client -> broker.Session, from CONNECT to disconnect
@@ -266,6 +270,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 	case stateRunning:
 		b.state = stateStopped
 		b.running.Store(false)
+		b.wakeOutboxes()
 		b.closed = make(chan struct{})
 		go func(done chan struct{}) {
 			_ = b.server.Close() // always nil; blocks until every client has finished
@@ -293,6 +298,10 @@ func (b *Broker) Publish(topic string, qos byte, payload []byte) error {
 	}
 	if topic == "" || strings.ContainsAny(topic, "+#") {
 		return fmt.Errorf("mqttspec: embedded broker: publish: invalid topic %q", topic)
+	}
+	if id, ok := privateClient(b.config.Prefix, topic); ok && qos > 0 && b.writing(id) {
+		b.enqueue(id, outMsg{topic: topic, payload: payload, qos: qos})
+		return nil
 	}
 	if err := b.server.Publish(topic, payload, false, qos); err != nil {
 		return fmt.Errorf("mqttspec: embedded broker: publish %s: %w", topic, err)
@@ -333,10 +342,18 @@ func (b *Broker) Unsubscribe(filter string) error {
 	return nil
 }
 
+// routing is what became of a client's message in route.
+type routing int
+
+const (
+	passed  routing = iota // no subscription of the core matches it: Mochi delivers it as usual
+	taken                  // the core took it
+	refused                // the core refused it (shutting down): left unacknowledged
+)
+
 // route hands a client's message to the core's subscriptions it matches,
-// on the publishing connection's goroutine, and reports whether they took
-// it (a message no subscription matches is taken: it is not the core's).
-func (b *Broker) route(cl *mqtt.Client, topic string, payload []byte) bool {
+// on the publishing connection's goroutine.
+func (b *Broker) route(cl *mqtt.Client, topic string, payload []byte) routing {
 	b.subsMu.RLock()
 	var fns []broker.Handler
 	for filter, fn := range b.subs {
@@ -346,11 +363,11 @@ func (b *Broker) route(cl *mqtt.Client, topic string, payload []byte) bool {
 	}
 	b.subsMu.RUnlock()
 	if len(fns) == 0 {
-		return true
+		return passed
 	}
 	if !senderOwnsTopic(b.config.Prefix, cl.ID, topic) {
 		b.logger.Warn("dropped a request published by another client", "topic", topic, "sender", cl.ID)
-		return true
+		return taken
 	}
 	var session broker.Session
 	if c, ok := b.connOf(cl); ok {
@@ -360,7 +377,10 @@ func (b *Broker) route(cl *mqtt.Client, topic string, payload []byte) bool {
 	for _, fn := range fns {
 		took = fn(broker.Message{Topic: topic, Payload: payload, Sender: session}) && took
 	}
-	return took
+	if !took {
+		return refused
+	}
+	return taken
 }
 
 // connLimits is what the listeners enforce before a connection reaches
@@ -370,5 +390,5 @@ func (b *Broker) connLimits() connLimits {
 	// unavailable"; the gate also bounds the connections that have not sent
 	// CONNECT yet, at twice the limit in all.
 	return connLimits{max: 2 * b.config.MaxConnections, perAddress: b.config.MaxConnectionsPerAddress,
-		logger: b.logger, gate: &gate{byAddr: map[string]int{}}}
+		writeTimeout: b.config.WriteTimeout, logger: b.logger, gate: &gate{byAddr: map[string]int{}}}
 }

@@ -21,6 +21,7 @@ type conn struct {
 	queuedBytes atomic.Int64 // payload bytes of the QoS 1/2 messages held for it
 
 	mu          sync.Mutex
+	sizes       map[uint16]int  // payload bytes of the held messages, by packet id
 	wake        chan struct{}   // closed when the client's queues shrink; nil when nobody waits
 	subscribing map[string]bool // the filters of the SUBSCRIBE being processed
 }
@@ -106,9 +107,10 @@ func (b *Broker) AwaitRoom(ctx context.Context, clientID string) error {
 	}
 }
 
-// hasRoom reports whether cl's write queue is below half full.
+// hasRoom reports whether cl's write queue and its outbox are below half
+// full.
 func (b *Broker) hasRoom(cl *mqtt.Client) bool {
-	return outboundLen(cl) < b.writesPending/2
+	return outboundLen(cl) < b.writesPending/2 && b.outboxLen(cl.ID) < b.writesPending/2
 }
 
 // Backlogged reports whether the client holds half of its QoS 1/2 window
@@ -120,9 +122,12 @@ func (b *Broker) Backlogged(clientID string) bool {
 	return ok && !cl.Closed() && cl.State.Inflight.Len() >= b.config.MaxQueuedMessages/2
 }
 
-// Flush waits until no connected client has packets waiting in its write
-// queue, or ctx ends.
+// Flush waits until no connected client has messages waiting in its
+// outbox or packets in its write queue, or ctx ends.
 func (b *Broker) Flush(ctx context.Context) error {
+	if err := b.flushOutboxes(ctx); err != nil {
+		return err
+	}
 	for _, cl := range b.server.Clients.GetAll() {
 		c, ok := b.connOf(cl)
 		if !ok {
@@ -160,21 +165,42 @@ func (b *Broker) deliverable(cl *mqtt.Client, topic string) bool {
 	return true
 }
 
-// queued counts the payload of a QoS 1/2 message now held for cl (resends
-// are not counted again); done uncounts it once acknowledged or dropped.
+// queued counts the payload of a QoS 1/2 message now held for cl, by its
+// packet id (resends are not counted again); done uncounts it once its
+// packet id completes or is dropped. Mochi reports the completion with the
+// acknowledgement, which has no payload, hence the sizes by id. Mochi
+// keeps the client's packet ids and its own in one table, so an inbound
+// flow with the id of a held message replaces that message there; done
+// uncounts it then too, as Mochi no longer holds it.
 func (b *Broker) queued(cl *mqtt.Client, pk packets.Packet, resends int) {
-	if c, ok := b.connOf(cl); ok && resends == 0 {
-		c.queuedBytes.Add(int64(len(pk.Payload)))
+	c, ok := b.connOf(cl)
+	if !ok || resends > 0 || pk.FixedHeader.Type != packets.Publish {
+		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sizes == nil {
+		c.sizes = map[uint16]int{}
+	}
+	if old, held := c.sizes[pk.PacketID]; held {
+		c.queuedBytes.Add(-int64(old))
+	}
+	c.sizes[pk.PacketID] = len(pk.Payload)
+	c.queuedBytes.Add(int64(len(pk.Payload)))
 }
 
 func (b *Broker) done(cl *mqtt.Client, pk packets.Packet) {
-	if c, ok := b.connOf(cl); ok {
-		if n := c.queuedBytes.Add(-int64(len(pk.Payload))); n < 0 {
-			c.queuedBytes.Store(0) // a message counted before this connection
-		}
-		c.progress()
+	c, ok := b.connOf(cl)
+	if !ok {
+		return
 	}
+	c.mu.Lock()
+	if size, held := c.sizes[pk.PacketID]; held {
+		delete(c.sizes, pk.PacketID)
+		c.queuedBytes.Add(-int64(size))
+	}
+	c.mu.Unlock()
+	c.progress()
 }
 
 // discardSession drops what Mochi keeps for client id: the newcomer is

@@ -199,8 +199,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if pk.FixedHeader.Retain && aclUnderPrefix(splitTopic(h.b.config.Prefix), splitTopic(pk.TopicName)) {
 		pk.FixedHeader.Retain = false
 	}
-	if !h.b.route(cl, pk.TopicName, pk.Payload) {
+	switch h.b.route(cl, pk.TopicName, pk.Payload) {
+	case refused:
 		return pk, packets.ErrRejectPacket
+	case taken:
+		// A request is the core's: acknowledged, and not delivered to MQTT
+		// subscribers (only its sender could read it anyway).
+		return pk, packets.CodeSuccessIgnore
 	}
 	return pk, nil
 }
@@ -213,7 +218,7 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	if !aclUnderPrefix(splitTopic(h.b.config.Prefix), splitTopic(will.TopicName)) {
 		return will, nil
 	}
-	h.b.route(cl, will.TopicName, will.Payload)
+	_ = h.b.route(cl, will.TopicName, will.Payload)
 	will.TopicName, will.Retain = reservedTopic+"/routed-will", false
 	return will, nil
 }

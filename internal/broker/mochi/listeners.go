@@ -26,6 +26,7 @@ import (
 // connLimits are the connection limits the listeners of one broker share.
 type connLimits struct {
 	max, perAddress int
+	writeTimeout    time.Duration // > 0: the longest one write may wait
 	logger          *slog.Logger
 	gate            *gate
 }
@@ -135,6 +136,36 @@ func (s *connSet) closeAll() {
 	for c := range conns {
 		_ = c.Close()
 	}
+}
+
+// Write writes b within the write timeout, and closes the connection when
+// it cannot: Mochi never bounds a write (nor ends a connection whose write
+// failed), so a client that stops reading would hold its connection's
+// writer, and the lock Mochi holds while it writes, for as long as the
+// keep-alive allows, or for ever without one.
+func (c *trackedConn) Write(b []byte) (int, error) {
+	t := c.set.limits.writeTimeout
+	if t <= 0 {
+		return c.Conn.Write(b)
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(t))
+	n, err := c.Conn.Write(b)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.set.limits.logger.Info("closed a connection that took nothing for the write timeout", "remote", c.Conn.RemoteAddr(), "timeout", t)
+		_ = c.Close()
+	}
+	return n, err
+}
+
+// SetDeadline sets the read deadline only, when writes have their own
+// timeout: Mochi sets both at every packet it reads (keep-alive), which
+// would move, or with no keep-alive clear, the deadline of a write that is
+// waiting.
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	if c.set.limits.writeTimeout > 0 {
+		return c.Conn.SetReadDeadline(t)
+	}
+	return c.Conn.SetDeadline(t)
 }
 
 // Close closes the connection, forgets it and runs the onClose functions

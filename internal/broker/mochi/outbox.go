@@ -1,0 +1,211 @@
+package mochi
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Messages the core publishes at QoS 1 or 2 to a client go through that
+// client's outbox. Mochi writes to a client's socket while holding the
+// client's lock, and a QoS 1/2 publish to the client takes the same lock
+// (for a packet id): published straight from the core's goroutines, a
+// message would hold them up for as long as the client's socket stays
+// full, which for a client that does not read is until its connection
+// times out. The outbox hands its messages to Mochi from a goroutine of
+// its own, which exists only while the outbox holds some, so nothing of
+// the core ever waits on one client. What a client that does not read
+// leaves in its outbox beyond writesPending messages or MaxQueuedBytes
+// bytes is dropped and reported.
+
+// outbox is the queue of one client id.
+type outbox struct {
+	mu      sync.Mutex
+	queue   []outMsg
+	bytes   int
+	running bool // a goroutine is handing the queue to Mochi
+	sending bool // it is handing one over now (taken from queue, not yet given)
+	idle    bool // that goroutine lingers with nothing to do; wake wakes it
+	wake    chan struct{}
+	gone    bool // removed from Broker.outboxes: the next message makes a new one
+}
+
+// outboxLinger is how long an outbox's goroutine waits for the next message
+// before it ends: a goroutine started afresh for each answer would grow
+// its stack again for each one.
+const outboxLinger = 100 * time.Millisecond
+
+// outMsg is a message waiting in an outbox.
+type outMsg struct {
+	topic   string
+	payload []byte
+	qos     byte
+}
+
+// writing reports whether a message to client id must go through its
+// outbox: it has one already (messages keep their order), or a connection
+// that Mochi may be writing to. A session without connection is only
+// stored into, which never waits, so its messages are handed to Mochi at
+// once (and so are queued before it can return).
+func (b *Broker) writing(id string) bool {
+	if _, ok := b.outboxes.Load(id); ok {
+		return true
+	}
+	cl, ok := b.server.Clients.Get(id)
+	return ok && !cl.Closed()
+}
+
+// privateClient returns the client id of a topic under the prefix,
+// {prefix}/{id}/..., and whether topic is one.
+func privateClient(prefix, topic string) (string, bool) {
+	rest, ok := strings.CutPrefix(topic, prefix+"/")
+	if !ok {
+		return "", false
+	}
+	id, _, ok := strings.Cut(rest, "/")
+	return id, ok && id != ""
+}
+
+// enqueue puts a message to client id in its outbox.
+func (b *Broker) enqueue(id string, m outMsg) {
+	for {
+		v, _ := b.outboxes.LoadOrStore(id, &outbox{wake: make(chan struct{}, 1)})
+		ob := v.(*outbox)
+		ob.mu.Lock()
+		if ob.gone {
+			ob.mu.Unlock()
+			continue
+		}
+		if len(ob.queue) >= b.writesPending || ob.bytes+len(m.payload) > b.config.MaxQueuedBytes {
+			ob.mu.Unlock()
+			b.events.Dropped(id, m.topic, "the client's outbox is full: it does not read")
+			return
+		}
+		ob.queue = append(ob.queue, m)
+		ob.bytes += len(m.payload)
+		start := !ob.running
+		ob.running = true
+		if ob.idle {
+			ob.idle = false
+			ob.wake <- struct{}{}
+		}
+		ob.mu.Unlock()
+		if start {
+			go b.drainOutbox(id, ob)
+		}
+		return
+	}
+}
+
+// drainOutbox hands ob's messages to Mochi until ob has stayed empty for
+// outboxLinger, then removes it.
+func (b *Broker) drainOutbox(id string, ob *outbox) {
+	timer := time.NewTimer(outboxLinger)
+	defer timer.Stop()
+	for {
+		ob.mu.Lock()
+		if len(ob.queue) == 0 {
+			if ob.idle || !b.running.Load() { // lingered for nothing, or stopping
+				ob.running, ob.idle, ob.gone = false, false, true
+				b.outboxes.CompareAndDelete(id, ob)
+				ob.mu.Unlock()
+				return
+			}
+			ob.idle = true
+			ob.mu.Unlock()
+			b.progressOf(id)
+			timer.Reset(outboxLinger)
+			select {
+			case <-ob.wake:
+				if !timer.Stop() {
+					<-timer.C
+				}
+			case <-timer.C:
+			}
+			continue
+		}
+		m := ob.queue[0]
+		ob.queue[0] = outMsg{}
+		ob.queue = ob.queue[1:]
+		ob.bytes -= len(m.payload)
+		ob.sending = true
+		ob.mu.Unlock()
+		_ = b.server.Publish(m.topic, m.payload, false, m.qos)
+		ob.mu.Lock()
+		ob.sending = false
+		ob.mu.Unlock()
+		b.progressOf(id)
+	}
+}
+
+// wakeOutboxes ends the linger of every outbox's goroutine (the broker is
+// stopping).
+func (b *Broker) wakeOutboxes() {
+	b.outboxes.Range(func(_, v any) bool {
+		ob := v.(*outbox)
+		ob.mu.Lock()
+		if ob.idle {
+			ob.idle = false
+			ob.wake <- struct{}{}
+		}
+		ob.mu.Unlock()
+		return true
+	})
+}
+
+// outboxLen returns how many messages wait in client id's outbox, the one
+// being handed to Mochi included.
+func (b *Broker) outboxLen(id string) int {
+	v, ok := b.outboxes.Load(id)
+	if !ok {
+		return 0
+	}
+	ob := v.(*outbox)
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.sending {
+		return len(ob.queue) + 1
+	}
+	return len(ob.queue)
+}
+
+// progressOf wakes whoever waits for client id's queues to shrink.
+func (b *Broker) progressOf(id string) {
+	if cl, ok := b.server.Clients.Get(id); ok {
+		if c, ok := b.connOf(cl); ok {
+			c.progress()
+		}
+	}
+}
+
+// flushOutboxes waits until every outbox is empty (or its client has no
+// connection left to write to), or ctx ends.
+func (b *Broker) flushOutboxes(ctx context.Context) error {
+	for {
+		pending := ""
+		b.outboxes.Range(func(k, _ any) bool {
+			if id := k.(string); b.outboxLen(id) > 0 {
+				pending = id
+			}
+			return pending == ""
+		})
+		if pending == "" {
+			return nil
+		}
+		cl, ok := b.server.Clients.Get(pending)
+		c, connected := b.connOf(cl)
+		if !ok || !connected || cl.Closed() {
+			return nil
+		}
+		wait := c.waitProgress()
+		if b.outboxLen(pending) == 0 {
+			continue
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
