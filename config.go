@@ -52,6 +52,7 @@ const (
 	DefaultMaxQueuedBytes    = 16 << 20
 	DefaultDedupWindow       = 5 * time.Minute
 	DefaultMaxDedupBytes     = 32 << 20
+	DefaultTotalMaxAge       = time.Second
 )
 
 // Config holds every setting of a Handler. Build one with DefaultConfig and
@@ -223,6 +224,12 @@ type LimitConfig struct {
 	// MaxDedupBytes caps the answers kept for DedupWindow, all clients
 	// together (default 32 MiB); the oldest go first.
 	MaxDedupBytes int
+	// TotalMaxAge is how long a full page's metadata.total (a COUNT(*)) is
+	// given again for the same entity and filters while no write of the
+	// entity commits through the handler or NotifyChange (default 1s;
+	// negative: count every time). A write made behind the handler's back
+	// shows in totals within TotalMaxAge.
+	TotalMaxAge time.Duration
 }
 
 // DefaultConfig returns a new Config with every default filled in. Each call
@@ -319,5 +326,8 @@ func (c *Config) fillDefaults() {
 	}
 	if l.DedupWindow <= 0 {
 		l.DedupWindow = DefaultDedupWindow
+	}
+	if l.TotalMaxAge == 0 {
+		l.TotalMaxAge = DefaultTotalMaxAge
 	}
 }

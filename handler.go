@@ -31,6 +31,7 @@ type Handler struct {
 	subs     *SubscriptionManager
 	orders   sync.Map // model name -> *entityOrder: commits and notifications in order
 	dedup    *dedup
+	totals   *totals
 	counters counters
 	draining atomic.Bool // Shutdown has begun: no new requests are taken
 
@@ -136,6 +137,7 @@ func newHandler(db adapters.Database, registry adapters.ModelRegistry, cfg *Conf
 	h.clients = NewClientManager(ctx)
 	h.subs = NewSubscriptionManager()
 	h.dedup = newDedup(h.config.Limits.DedupWindow, h.config.Limits.MaxDedupBytes)
+	h.totals = newTotals(h.config.Limits.TotalMaxAge)
 	return h, nil
 }
 

@@ -143,16 +143,36 @@ func NewNotificationMessage(subscriptionID string, operation OperationType, sche
 // ParseMessage decodes a JSON message. Numbers inside data and filter
 // values are kept as json.Number so that large integers survive.
 func ParseMessage(data []byte) (*Message, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var msg Message
-	if err := dec.Decode(&msg); err != nil {
+	// The fixed fields are decoded in one pass; data and options, which may
+	// hold numbers of any size, are decoded apart with json.Number (most
+	// requests have neither, or only small ones).
+	var envelope struct {
+		Message
+		Data    json.RawMessage `json:"data,omitempty"`
+		Options json.RawMessage `json:"options,omitempty"`
+	}
+	if err := json.Unmarshal(data, &envelope); err != nil {
 		return nil, fmt.Errorf("mqttspec: parse message: %w", err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("mqttspec: parse message: trailing data after JSON object")
+	msg := envelope.Message
+	if len(envelope.Data) > 0 {
+		if err := decodeNumbers(envelope.Data, &msg.Data); err != nil {
+			return nil, fmt.Errorf("mqttspec: parse message: data: %w", err)
+		}
+	}
+	if len(envelope.Options) > 0 {
+		if err := decodeNumbers(envelope.Options, &msg.Options); err != nil {
+			return nil, fmt.Errorf("mqttspec: parse message: options: %w", err)
+		}
 	}
 	return &msg, nil
+}
+
+// decodeNumbers decodes raw (one JSON value) into v, numbers as json.Number.
+func decodeNumbers(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
 
 // ToJSON encodes the message.

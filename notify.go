@@ -139,6 +139,7 @@ type recipient struct {
 // caller's goroutine and publishes in ch's turn, without waiting for the
 // changes before it to be matched (see lane).
 func (h *Handler) queue(o *entityOrder, ch *change) (publish func()) {
+	o.version.Add(1)
 	subs := h.subs.candidates(ch.model, ch.row, ch.prev)
 	if len(subs) == 0 {
 		return func() {}

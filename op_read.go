@@ -40,7 +40,7 @@ func (h *Handler) readPage(ctx context.Context, ex adapters.Executor, q *query.Q
 	if rows == nil {
 		rows = []any{}
 	}
-	total, err := pageTotal(ctx, ex, q, len(rows))
+	total, err := h.pageTotal(ctx, ex, q, len(rows))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -49,12 +49,13 @@ func (h *Handler) readPage(ctx context.Context, ex adapters.Executor, q *query.Q
 
 // pageTotal returns how many records match the query's filters. When the
 // page came back short of its limit the answer is known without a COUNT(*):
-// offset + rows (unless the page is empty past the first one).
-func pageTotal(ctx context.Context, ex adapters.Executor, q *query.Query, got int) (int64, error) {
+// offset + rows (unless the page is empty past the first one). A counted
+// total is kept for a while (see totals.go).
+func (h *Handler) pageTotal(ctx context.Context, ex adapters.Executor, q *query.Query, got int) (int64, error) {
 	if (q.Limit == 0 || got < q.Limit) && (got > 0 || q.Offset == 0) {
 		return int64(q.Offset + got), nil
 	}
-	n, err := ex.Count(ctx, q)
+	n, err := h.totals.count(h.order(q.Model), q, func() (int64, error) { return ex.Count(ctx, q) })
 	if err != nil {
 		return 0, fmt.Errorf("count %s: %w", q.Model.Name, err)
 	}

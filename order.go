@@ -2,6 +2,7 @@ package mqttspec
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/mqttspec/mqttspec/query"
 )
@@ -19,6 +20,9 @@ import (
 type entityOrder struct {
 	mu   sync.Mutex
 	lane lane
+	// version counts the entity's changes committed through the handler or
+	// reported with NotifyChange (see totals.go); it moves under mu.
+	version atomic.Uint64
 }
 
 // order returns the entityOrder of m.

@@ -49,6 +49,8 @@ type readPlan struct {
 	fields     map[*query.Column]*schema.Field // every column's GORM field
 	quoted     map[*query.Column]string        // every column, quoted
 	softDelete string                          // quoted deleted_at column, or ""
+	byKeyOnce  sync.Once
+	byKeySQL   string // the read of one record by its key
 }
 
 // newDirectReader returns the direct path of db, or nil when db's reads
@@ -147,6 +149,29 @@ func (r *directReader) quote(name string) string {
 type directIdent struct{ col string }
 
 func directIdentOf(name string) any { return directIdent{name} }
+
+// sqlFor returns the SQL of q: the read of one record by its key, the most
+// common query, has its text made once per model; others are rendered.
+func (r *directReader) sqlFor(p *readPlan, q *query.Query, count bool) (string, []any) {
+	if key, ok := byKey(q); ok && !count {
+		p.byKeyOnce.Do(func() { p.byKeySQL, _ = r.statement(p, q, false) })
+		return p.byKeySQL, []any{key, q.Limit}
+	}
+	return r.statement(p, q, count)
+}
+
+// byKey returns the key of a query for one record by its primary key, of
+// every column, and whether q is one.
+func byKey(q *query.Query) (any, bool) {
+	if q.Limit != 1 || q.Offset != 0 || len(q.Sort) != 0 || len(q.Columns) != 0 || len(q.Where) != 1 || len(q.Where[0]) != 1 {
+		return nil, false
+	}
+	c := q.Where[0][0]
+	if c.Column != q.Model.PrimaryKey || c.Op != query.OpEq || c.Value == nil {
+		return nil, false
+	}
+	return c.Value, true
+}
 
 // statement renders q as SQL for the direct path: its text (the same for
 // every query of its shape) and its arguments.
@@ -277,7 +302,7 @@ func (r *directReader) rows(ctx context.Context, e gormExec, q *query.Query, cou
 	if !ok {
 		return nil, nil, nil, false, nil
 	}
-	text, args := r.statement(p, q, count)
+	text, args := r.sqlFor(p, q, count)
 	stmt, release, err := r.stmts.get(ctx, r.sqlDB, text)
 	if err != nil {
 		return nil, nil, nil, true, err
