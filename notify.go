@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"strconv"
+	"time"
 
 	"github.com/mqttspec/mqttspec/query"
 )
@@ -121,9 +123,9 @@ func errOr(err error, msg string) error {
 
 // notification is a change's notifications, prepared.
 type notification struct {
-	ch         *change
-	data, prev json.RawMessage
-	targets    []recipient
+	ch      *change
+	parts   noteParts
+	targets []recipient
 }
 
 // recipient is a subscription a change concerns.
@@ -167,14 +169,16 @@ func (h *Handler) safely(ch *change, fn func()) {
 // encoded (logged).
 func (h *Handler) prepare(ch *change, subs []*Subscription) *notification {
 	n := &notification{ch: ch}
-	var err error
-	if n.data, err = json.Marshal(ch.row); err == nil && ch.prev != nil {
-		n.prev, err = json.Marshal(ch.prev)
+	data, err := json.Marshal(ch.row)
+	var prev []byte
+	if err == nil && ch.prev != nil && ch.op == OperationUpdate {
+		prev, err = json.Marshal(ch.prev)
 	}
 	if err != nil {
 		h.logger.Error("cannot encode notification", "entity", ch.model.Name, "error", err)
 		return nil
 	}
+	n.parts = newNoteParts(ch, data, prev, nowUTC())
 	for _, s := range subs {
 		now := s.MatchesFilters(ch.row)
 		if now || ch.prev != nil && s.MatchesFilters(ch.prev) {
@@ -190,26 +194,57 @@ func (h *Handler) publish(n *notification) {
 	if n == nil {
 		return
 	}
-	ch := n.ch
 	for _, t := range n.targets {
 		s := t.sub
-		msg := NewNotificationMessage(s.ID, ch.op, s.Schema, s.Entity, n.data)
-		msg.Matches = t.matches
-		if ch.op == OperationUpdate {
-			msg.Previous = n.prev
-		}
 		s.deliver(func() {
-			msg.Seq = s.seq.Add(1)
-			h.publishNotification(s, msg)
+			payload := n.parts.encode(s.ID, t.matches, s.seq.Add(1))
+			h.send(h.notifyTopic(s.ConnectionID, s.ID), h.config.QoS.Notification, payload)
 		})
 	}
 }
 
-func (h *Handler) publishNotification(s *Subscription, n *NotificationMessage) {
-	payload, err := n.ToJSON()
-	if err != nil {
-		h.logger.Error("cannot encode notification", "subscription", s.ID, "error", err)
-		return
+// noteParts are what the notifications of one change share, encoded once:
+// a change notified to many subscriptions is encoded once, not once per
+// subscription. encode gives the same JSON as NotificationMessage.ToJSON.
+type noteParts struct {
+	head []byte // {"type":"notification","operation":...,"subscription_id":
+	body []byte // ,"schema":...,"entity":...,"data":...[,"previous":...],"matches":
+	tail []byte // ,"timestamp":...}
+}
+
+func newNoteParts(ch *change, data, prev []byte, at time.Time) noteParts {
+	str := func(v string) []byte { b, _ := json.Marshal(v); return b }
+	var p noteParts
+	p.head = append(p.head, `{"type":"notification","operation":`...)
+	p.head = append(p.head, str(string(ch.op))...)
+	p.head = append(p.head, `,"subscription_id":`...)
+	p.body = append(p.body, `,"schema":`...)
+	p.body = append(p.body, str(ch.model.Schema)...)
+	p.body = append(p.body, `,"entity":`...)
+	p.body = append(p.body, str(ch.model.Entity)...)
+	p.body = append(p.body, `,"data":`...)
+	p.body = append(p.body, data...)
+	if prev != nil {
+		p.body = append(p.body, `,"previous":`...)
+		p.body = append(p.body, prev...)
 	}
-	h.send(h.notifyTopic(s.ConnectionID, s.ID), h.config.QoS.Notification, payload)
+	p.body = append(p.body, `,"matches":`...)
+	stamp, _ := at.MarshalJSON()
+	p.tail = append(p.tail, `,"timestamp":`...)
+	p.tail = append(p.tail, stamp...)
+	p.tail = append(p.tail, '}')
+	return p
+}
+
+// encode returns the notification of subscription id.
+func (p *noteParts) encode(id string, matches bool, seq uint64) []byte {
+	sid, _ := json.Marshal(id)
+	b := make([]byte, 0, len(p.head)+len(sid)+len(p.body)+len(p.tail)+32)
+	b = append(b, p.head...)
+	b = append(b, sid...)
+	b = append(b, p.body...)
+	b = strconv.AppendBool(b, matches)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, p.tail...)
 }

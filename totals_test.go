@@ -13,7 +13,9 @@ import (
 func TestWhereKeyTellsFiltersApart(t *testing.T) {
 	a := &query.Column{Name: "a"}
 	b := &query.Column{Name: "b"}
-	cond := func(c *query.Column, op query.Op, v any) query.Condition { return query.Condition{Column: c, Op: op, Value: v} }
+	cond := func(c *query.Column, op query.Op, v any) query.Condition {
+		return query.Condition{Column: c, Op: op, Value: v}
+	}
 	wheres := [][]query.Group{
 		nil,
 		{{cond(a, query.OpEq, "1")}},

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
+	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -62,15 +64,16 @@ func (b *Broker) connOf(cl *mqtt.Client) (*conn, bool) {
 	return v.(*conn), true
 }
 
-// outboundLen returns how many packets wait in cl's write queue. Mochi
-// keeps the queue unexported; the length of a channel is safe to read
-// concurrently, and TestOutboundLenReadsMochisQueue pins the field.
-func outboundLen(cl *mqtt.Client) int {
-	f := reflect.ValueOf(&cl.State).Elem().FieldByName("outbound")
-	if !f.IsValid() || f.Kind() != reflect.Chan || f.IsNil() {
+// unsent returns how many packets Mochi has queued for cl and not yet
+// written out: those in its write queue and the one being written. Mochi
+// keeps the count unexported (it moves it with atomic adds), so it is read
+// through its address; TestUnsentReadsMochisCount pins the field.
+func unsent(cl *mqtt.Client) int {
+	f := reflect.ValueOf(&cl.State).Elem().FieldByName("outboundQty")
+	if !f.IsValid() || f.Kind() != reflect.Int32 {
 		return 0
 	}
-	return f.Len()
+	return int(atomic.LoadInt32((*int32)(unsafe.Pointer(f.UnsafeAddr()))))
 }
 
 // AwaitRoom waits until the client's write queue is less than half full.
@@ -110,7 +113,7 @@ func (b *Broker) AwaitRoom(ctx context.Context, clientID string) error {
 // hasRoom reports whether cl's write queue and its outbox are below half
 // full.
 func (b *Broker) hasRoom(cl *mqtt.Client) bool {
-	return outboundLen(cl) < b.writesPending/2 && b.outboxLen(cl.ID) < b.writesPending/2
+	return unsent(cl) < b.writesPending/2 && b.outboxLen(cl.ID) < b.writesPending/2
 }
 
 // Backlogged reports whether the client holds half of its QoS 1/2 window
@@ -133,9 +136,13 @@ func (b *Broker) Flush(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		for !cl.Closed() && outboundLen(cl) > 0 {
+		for !cl.Closed() && unsent(cl) > 0 {
+			// Mochi counts a packet as sent only after it has told the
+			// hooks (progress): the last one gives no signal, so look
+			// again shortly as well.
 			select {
 			case <-c.waitProgress():
+			case <-time.After(2 * time.Millisecond):
 			case <-ctx.Done():
 				return ctx.Err()
 			}

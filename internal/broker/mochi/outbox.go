@@ -183,24 +183,23 @@ func (b *Broker) progressOf(id string) {
 // connection left to write to), or ctx ends.
 func (b *Broker) flushOutboxes(ctx context.Context) error {
 	for {
-		pending := ""
+		var wait <-chan struct{}
 		b.outboxes.Range(func(k, _ any) bool {
-			if id := k.(string); b.outboxLen(id) > 0 {
-				pending = id
+			id := k.(string)
+			cl, ok := b.server.Clients.Get(id)
+			c, connected := b.connOf(cl)
+			if !ok || !connected || cl.Closed() {
+				return true // nobody to write to: what it holds is dropped with it
 			}
-			return pending == ""
+			w := c.waitProgress()
+			if b.outboxLen(id) > 0 {
+				wait = w
+				return false
+			}
+			return true
 		})
-		if pending == "" {
+		if wait == nil {
 			return nil
-		}
-		cl, ok := b.server.Clients.Get(pending)
-		c, connected := b.connOf(cl)
-		if !ok || !connected || cl.Closed() {
-			return nil
-		}
-		wait := c.waitProgress()
-		if b.outboxLen(pending) == 0 {
-			continue
 		}
 		select {
 		case <-wait:

@@ -1,0 +1,21 @@
+package mochi
+
+import (
+	"reflect"
+	"testing"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+)
+
+// TestUnsentReadsMochisCount pins the unexported field unsent reads: the
+// count of packets Mochi has queued for a client and not yet written.
+func TestUnsentReadsMochisCount(t *testing.T) {
+	f, ok := reflect.TypeOf(mqtt.ClientState{}).FieldByName("outboundQty")
+	if !ok || f.Type.Kind() != reflect.Int32 {
+		t.Fatalf("mqtt.ClientState has no int32 outboundQty: Mochi changed, unsent must follow")
+	}
+	cl := &mqtt.Client{}
+	if n := unsent(cl); n != 0 {
+		t.Fatalf("unsent of a new client = %d", n)
+	}
+}
