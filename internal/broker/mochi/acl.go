@@ -67,20 +67,22 @@ func aclAllowsSubscribe(filter string, sys bool) bool {
 
 // aclAllowsRead reports whether the client clientID may receive a message
 // published to topic: not another client's private topic, not a $SYS
-// topic when sys is false, never one of the broker's own.
+// topic when sys is false, never one of the broker's own. It runs for
+// every delivery, so it works on the string without splitting it.
 func aclAllowsRead(prefix, clientID, topic string, sys bool) bool {
-	t := splitTopic(topic)
-	switch {
-	case t[0] == "$SYS":
+	first, _, _ := strings.Cut(topic, "/")
+	switch first {
+	case "$SYS":
 		return sys
-	case t[0] == reservedTopic:
+	case reservedTopic:
 		return false
 	}
-	p := splitTopic(prefix)
-	if !aclUnderPrefix(p, t) {
-		return true
+	rest, ok := strings.CutPrefix(topic, prefix)
+	if !ok || !strings.HasPrefix(rest, "/") {
+		return true // not under the prefix
 	}
-	return aclValidClientLevel(clientID) && t[len(p)] == clientID
+	owner, _, _ := strings.Cut(rest[1:], "/")
+	return aclValidClientLevel(clientID) && owner == clientID
 }
 
 // aclUnderPrefix reports whether the topic levels t lie strictly under the

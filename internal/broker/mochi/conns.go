@@ -21,6 +21,9 @@ type conn struct {
 	cl          *mqtt.Client
 	established atomic.Bool  // CONNACK sent (OnSessionEstablished ran)
 	queuedBytes atomic.Int64 // payload bytes of the QoS 1/2 messages held for it
+	// privateQoS is the highest QoS of the client's subscriptions that can
+	// match its private topics, or -1 when they changed (see viaOutbox).
+	privateQoS atomic.Int32
 
 	mu          sync.Mutex
 	sizes       map[uint16]int  // payload bytes of the held messages, by packet id
@@ -156,11 +159,7 @@ func (b *Broker) Flush(ctx context.Context) error {
 // QoS 1/2 window or its queued bytes are full (Mochi would drop the
 // message at a full window without telling anyone). A refusal is reported
 // as a drop.
-func (b *Broker) deliverable(cl *mqtt.Client, topic string) bool {
-	c, ok := b.connOf(cl)
-	if !ok {
-		return true
-	}
+func (b *Broker) deliverable(c *conn, cl *mqtt.Client, topic string) bool {
 	switch {
 	case cl.State.Inflight.Len() >= b.config.MaxQueuedMessages:
 		b.events.Dropped(cl.ID, topic, "the session holds MaxQueuedMessages messages")

@@ -19,3 +19,18 @@ func TestUnsentReadsMochisCount(t *testing.T) {
 		t.Fatalf("unsent of a new client = %d", n)
 	}
 }
+
+// TestFilterReachesUnder: which filters can match a topic under
+// spec/A/ (a private topic of client A).
+func TestFilterReachesUnder(t *testing.T) {
+	under := []string{"spec", "A"}
+	for filter, want := range map[string]bool{
+		"#": true, "spec/#": true, "spec/A/#": true, "spec/A/response": true, "spec/A/notify/+": true,
+		"+/+/+": true, "spec/+/response": true, "+/A/notify/x": true,
+		"spec/A": false, "spec/B/#": false, "other/#": false, "+/+": false, "spec": false, "+": false,
+	} {
+		if got := filterReachesUnder(splitTopic(filter), under); got != want {
+			t.Errorf("filterReachesUnder(%q) = %v, want %v", filter, got, want)
+		}
+	}
+}

@@ -25,7 +25,7 @@ func (h *hook) ID() string { return hookID }
 func (h *hook) Provides(event byte) bool {
 	switch event {
 	case mqtt.OnPacketRead, mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished,
-		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnWill,
+		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnWill,
 		mqtt.OnPacketSent, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped,
 		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnPublishDropped:
 		return true
@@ -108,7 +108,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if adm.Fresh {
 		b.discardSession(cl.ID)
 	}
-	b.conns.Store(cl, &conn{session: adm.Session, cl: cl})
+	c := &conn{session: adm.Session, cl: cl}
+	c.privateQoS.Store(-1)
+	b.conns.Store(cl, c)
 	if tc, ok := cl.Net.Conn.(*trackedConn); ok {
 		tc.onClose(func() { b.aborted(cl) })
 	}
@@ -133,6 +135,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	c.established.Store(true)
+	c.privateQoS.Store(-1) // a resumed session brings subscriptions
 	if err := h.b.events.Connected(c.session); err != nil {
 		h.b.logger.Info("connection closed after it was established", "client", cl.ID, "remote", cl.Net.Remote, "reason", err)
 		_ = h.b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
@@ -159,6 +162,14 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
 		c.mu.Lock()
 		c.subscribing = nil
 		c.mu.Unlock()
+		c.privateQoS.Store(-1)
+	}
+}
+
+// OnUnsubscribed notes that the client's subscriptions changed.
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) {
+	if c, ok := h.b.connOf(cl); ok {
+		c.privateQoS.Store(-1)
 	}
 }
 
@@ -176,13 +187,14 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
 		return aclAllowsPublish(b.config.Prefix, cl.ID, topic)
 	}
-	if c, ok := b.connOf(cl); ok && c.subscribingTo(topic) {
+	c, ok := b.connOf(cl)
+	if ok && c.subscribingTo(topic) {
 		return aclAllowsSubscribe(topic, b.config.EnableSysTopics)
 	}
 	if !aclAllowsRead(b.config.Prefix, cl.ID, topic, b.config.EnableSysTopics) {
 		return false
 	}
-	return b.deliverable(cl, topic)
+	return !ok || b.deliverable(c, cl, topic)
 }
 
 // OnPublish strips the retain flag of publishes under the prefix, so that

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
 // Messages the core publishes at QoS 1 or 2 to a client go through that
@@ -43,17 +45,64 @@ type outMsg struct {
 	qos     byte
 }
 
-// writing reports whether a message to client id must go through its
-// outbox: it has one already (messages keep their order), or a connection
-// that Mochi may be writing to. A session without connection is only
-// stored into, which never waits, so its messages are handed to Mochi at
-// once (and so are queued before it can return).
-func (b *Broker) writing(id string) bool {
+// viaOutbox reports whether a message to client id on topic at qos must
+// go through the client's outbox: it has one already (messages keep their
+// order), or it is connected and the message reaches it at QoS 1 or 2.
+// A session without connection is only stored into, and Mochi hands a
+// QoS 0 delivery to the write queue without waiting: neither can hold up
+// the publisher, so such messages are handed to Mochi at once (and a
+// session's are queued before it can return).
+func (b *Broker) viaOutbox(id, topic string, qos byte) bool {
 	if _, ok := b.outboxes.Load(id); ok {
 		return true
 	}
 	cl, ok := b.server.Clients.Get(id)
-	return ok && !cl.Closed()
+	if !ok || cl.Closed() {
+		return false
+	}
+	c, ok := b.connOf(cl)
+	if !ok {
+		return true
+	}
+	granted := c.privateQoS.Load()
+	if granted < 0 {
+		granted = b.privateQoSOf(cl)
+		c.privateQoS.CompareAndSwap(-1, granted)
+	}
+	return min(byte(granted), qos) > 0
+}
+
+// privateQoSOf returns the highest QoS cl's subscriptions are granted among
+// those that can match a topic under {prefix}/{cl.ID}/.
+func (b *Broker) privateQoSOf(cl *mqtt.Client) int32 {
+	under := append(splitTopic(b.config.Prefix), cl.ID)
+	granted := int32(0)
+	for filter, sub := range cl.State.Subscriptions.GetAll() {
+		f := splitTopic(filter)
+		if len(f) > 2 && strings.EqualFold(f[0], "$share") {
+			f = f[2:]
+		}
+		if int32(sub.Qos) > granted && filterReachesUnder(f, under) {
+			granted = int32(sub.Qos)
+		}
+	}
+	return granted
+}
+
+// filterReachesUnder reports whether the filter levels f can match a topic
+// with more levels than p that starts with the levels p.
+func filterReachesUnder(f, p []string) bool {
+	for i, level := range p {
+		switch {
+		case i >= len(f):
+			return false
+		case f[i] == "#":
+			return true
+		case f[i] != "+" && f[i] != level:
+			return false
+		}
+	}
+	return len(f) > len(p)
 }
 
 // privateClient returns the client id of a topic under the prefix,
