@@ -52,19 +52,19 @@ func TestIdleConnectionMemory(t *testing.T) {
 		t.Fatalf("the server process ended before printing %q", prefix)
 		return ""
 	}
-	measure := func() (heap, rss int64) {
+	measure := func() (heap, stack, rss int64) {
 		t.Helper()
 		_, err := fmt.Fprintln(in, "measure")
 		require.NoError(t, err)
-		_, err = fmt.Sscanf(line("MEM "), "%d %d", &heap, &rss)
+		_, err = fmt.Sscanf(line("MEM "), "%d %d %d", &heap, &stack, &rss)
 		require.NoError(t, err)
-		return heap, rss
+		return heap, stack, rss
 	}
 	addr := line("ADDR ")
 
 	warm := mqtttest.Connect(t, "tcp://"+addr, "warm-up")
 	mqtttest.OK(t, warm.Request(mqtttest.Req("read", "users", nil)))
-	heap0, rss0 := measure()
+	heap0, stack0, rss0 := measure()
 
 	for i := 0; i < idleClients; i++ {
 		r, err := mqtttest.TryDialRawTCP(addr)
@@ -79,10 +79,10 @@ func TestIdleConnectionMemory(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []byte{1, 1}, ack.ReasonCodes, "SUBACK")
 	}
-	heap1, rss1 := measure()
-	perHeap, perRSS := (heap1-heap0)/idleClients, (rss1-rss0)/idleClients
-	t.Logf("%d idle connections: live heap %d -> %d KiB (%d B each), resident %d -> %d KiB (%d B each)",
-		idleClients, heap0>>10, heap1>>10, perHeap, rss0>>10, rss1>>10, perRSS)
+	heap1, stack1, rss1 := measure()
+	perHeap, perStack, perRSS := (heap1-heap0)/idleClients, (stack1-stack0)/idleClients, (rss1-rss0)/idleClients
+	t.Logf("%d idle connections: live heap %d -> %d KiB (%d B each), goroutine stacks %d -> %d KiB (%d B each), resident %d -> %d KiB (%d B each)",
+		idleClients, heap0>>10, heap1>>10, perHeap, stack0>>10, stack1>>10, perStack, rss0>>10, rss1>>10, perRSS)
 	// The README gives these figures; the bound leaves room for the race
 	// detector's overhead.
 	require.Less(t, perHeap, int64(64<<10), "live heap per idle connection")
@@ -101,7 +101,7 @@ func serveIdle(t *testing.T) {
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		fmt.Printf("MEM %d %d\n", ms.HeapAlloc, residentBytes(t))
+		fmt.Printf("MEM %d %d %d\n", ms.HeapAlloc, ms.StackInuse, residentBytes(t))
 	}
 	require.NoError(t, srv.h.Shutdown(), "shutdown while the idle clients leave")
 }
