@@ -38,6 +38,7 @@ type brokerTestDisconnect struct {
 // reports.
 type brokerTestEvents struct {
 	refuse func(broker.ConnectInfo) error // nil accepts every CONNECT
+	fresh  func(broker.ConnectInfo) bool  // nil resumes every session
 
 	mu    sync.Mutex
 	infos []broker.ConnectInfo
@@ -66,7 +67,8 @@ func (e *brokerTestEvents) Authenticate(info broker.ConnectInfo) (broker.Admissi
 			return broker.Admission{}, err
 		}
 	}
-	return broker.Admission{Session: &brokerTestSession{ID: info.ClientID}}, nil
+	fresh := e.fresh != nil && e.fresh(info)
+	return broker.Admission{Session: &brokerTestSession{ID: info.ClientID}, Fresh: fresh}, nil
 }
 
 func (e *brokerTestEvents) Connected(s broker.Session) error {
@@ -339,6 +341,45 @@ func TestEmbeddedBrokerTakeoverReportsOldClient(t *testing.T) {
 	second.Disconnect(100)
 	d = mqtttest.Recv(t, ev.discC, "second connection ends")
 	require.Same(t, secondClient, d.client)
+}
+
+// TestEmbeddedBrokerFreshSessionDropsOutbox: a message still waiting in a
+// client id's outbox when another principal takes the id over (a fresh
+// admission) is dropped with the earlier session; handed to Mochi later it
+// would reach the newcomer, who subscribes under the same id. Control: the
+// same principal's reconnect gets it.
+func TestEmbeddedBrokerFreshSessionDropsOutbox(t *testing.T) {
+	for _, tc := range []struct {
+		user string
+		gets bool
+	}{{"intruder", false}, {"owner", true}} {
+		t.Run(tc.user, func(t *testing.T) {
+			ev := brokerTestNewEvents()
+			ev.fresh = func(info broker.ConnectInfo) bool { return info.Username == "intruder" }
+			b := brokerTestEmbedded(t, Config{}, ev)
+			url := brokerTestURL(b)
+			asOwner := []mqtttest.Option{mqtttest.Persistent, mqtttest.Credentials("owner", "x")}
+			owner := mqtttest.MustDialRaw(t, url, "dev", asOwner...)
+			owner.Subscribe("spec/dev/notify/+")
+			owner.Disconnect(50)
+			mqtttest.Recv(t, ev.discC, "the owner's disconnect")
+
+			// A message taken into the outbox whose goroutine has not
+			// handed it to Mochi yet.
+			ob := &outbox{wake: make(chan struct{}, 1), running: true}
+			ob.queue = []outMsg{{topic: "spec/dev/notify/s1", payload: []byte("queued for the owner"), qos: 1}}
+			b.outboxes.Store("dev", ob)
+
+			newcomer := mqtttest.MustDialRaw(t, url, "dev", mqtttest.Persistent, mqtttest.Credentials(tc.user, "x"))
+			newcomer.Subscribe("spec/dev/notify/+")
+			go b.drainOutbox("dev", ob)
+			require.NoError(t, b.Publish("spec/dev/notify/s1", 1, []byte("after")))
+			if tc.gets {
+				require.Equal(t, "queued for the owner", mqtttest.Recv(t, newcomer.Msgs, "the queued message").Payload)
+			}
+			require.Equal(t, "after", mqtttest.Recv(t, newcomer.Msgs, "the later message").Payload)
+		})
+	}
 }
 
 func TestEmbeddedBrokerSessionKeptForPersistentClient(t *testing.T) {

@@ -213,12 +213,18 @@ func (b *Broker) done(cl *mqtt.Client, pk packets.Packet) {
 // another principal and may not resume it. A session whose connection has
 // ended is removed, so the newcomer's CONNACK says no session is present;
 // a live one is emptied here and taken over (disconnected) by Mochi.
+// Messages still waiting in the id's outbox are dropped with it: handed
+// over later, they would reach whoever subscribes under the id by then.
 func (b *Broker) discardSession(id string) {
 	existing, ok := b.server.Clients.Get(id)
 	if !ok {
 		return
 	}
 	b.server.UnsubscribeClient(existing)
+	if handing := b.emptyOutbox(id); handing != nil {
+		existing.Stop(packets.ErrSessionTakenOver) // a write to it blocked on a full socket ends now
+		<-handing
+	}
 	existing.ClearInflights()
 	if existing.Closed() {
 		b.server.Clients.Delete(id)

@@ -26,9 +26,10 @@ type outbox struct {
 	mu      sync.Mutex
 	queue   []outMsg
 	bytes   int
-	running bool // a goroutine is handing the queue to Mochi
-	sending bool // it is handing one over now (taken from queue, not yet given)
-	idle    bool // that goroutine lingers with nothing to do; wake wakes it
+	running bool          // a goroutine is handing the queue to Mochi
+	sending bool          // it is handing one over now (taken from queue, not yet given)
+	handed  chan struct{} // closed when the one being handed over has been given
+	idle    bool          // that goroutine lingers with nothing to do; wake wakes it
 	wake    chan struct{}
 	gone    bool // removed from Broker.outboxes: the next message makes a new one
 }
@@ -178,14 +179,35 @@ func (b *Broker) drainOutbox(id string, ob *outbox) {
 		ob.queue[0] = outMsg{}
 		ob.queue = ob.queue[1:]
 		ob.bytes -= len(m.payload)
-		ob.sending = true
+		ob.sending, ob.handed = true, make(chan struct{})
 		ob.mu.Unlock()
 		_ = b.server.Publish(m.topic, m.payload, false, m.qos)
 		ob.mu.Lock()
 		ob.sending = false
+		close(ob.handed)
 		ob.mu.Unlock()
 		b.progressOf(id)
 	}
+}
+
+// emptyOutbox drops what client id's outbox holds (its session is being
+// discarded) and returns a channel closed once the message being handed to
+// Mochi, if any, has been given: until then it may still land in the
+// session.
+func (b *Broker) emptyOutbox(id string) (handing <-chan struct{}) {
+	v, ok := b.outboxes.Load(id)
+	if !ok {
+		return nil
+	}
+	ob := v.(*outbox)
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	clear(ob.queue)
+	ob.queue, ob.bytes = ob.queue[:0], 0
+	if ob.sending {
+		return ob.handed
+	}
+	return nil
 }
 
 // wakeOutboxes ends the linger of every outbox's goroutine (the broker is
