@@ -102,6 +102,7 @@ type Broker struct {
 
 	running atomic.Bool
 	conns   sync.Map // *mqtt.Client -> broker.Session, from CONNECT to disconnect
+	kept    sync.Map // client id -> *conn of a session kept without connection
 
 	subsMu sync.RWMutex
 	subs   map[string]broker.Handler // the core's subscriptions by filter

@@ -382,6 +382,35 @@ func TestEmbeddedBrokerFreshSessionDropsOutbox(t *testing.T) {
 	}
 }
 
+// TestEmbeddedBrokerKeptSessionIsBounded: messages for a persistent
+// session whose connection has ended count against MaxQueuedMessages like
+// those of a connected one; beyond it they are dropped and reported.
+// Control: the client that comes back gets the ones kept.
+func TestEmbeddedBrokerKeptSessionIsBounded(t *testing.T) {
+	ev := brokerTestNewEvents()
+	b := brokerTestEmbedded(t, Config{MaxQueuedMessages: 4, MaxQueuedBytes: 1 << 20}, ev)
+	url := brokerTestURL(b)
+	away := mqtttest.MustDialRaw(t, url, "away", mqtttest.Persistent)
+	away.Subscribe("spec/away/notify/+")
+	away.Disconnect(50)
+	mqtttest.Recv(t, ev.discC, "the disconnect")
+
+	for i := 0; i < 10; i++ {
+		require.NoError(t, b.Publish("spec/away/notify/s1", 1, fmt.Appendf(nil, "n%d", i)))
+	}
+	for i := 0; i < 6; i++ {
+		require.Equal(t, "away spec/away/notify/s1", mqtttest.Recv(t, ev.dropC, "a drop"))
+	}
+	mqtttest.Nothing(t, ev.dropC, "a seventh drop")
+
+	back := mqtttest.MustDialRaw(t, url, "away", mqtttest.Persistent)
+	var got []string
+	for i := 0; i < 4; i++ {
+		got = append(got, mqtttest.Recv(t, back.Msgs, "a kept message").Payload)
+	}
+	require.ElementsMatch(t, []string{"n0", "n1", "n2", "n3"}, got)
+}
+
 func TestEmbeddedBrokerSessionKeptForPersistentClient(t *testing.T) {
 	ev := brokerTestNewEvents()
 	b := brokerTestEmbedded(t, Config{}, ev)

@@ -2,6 +2,7 @@ package mochi
 
 import (
 	"context"
+	"maps"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -59,12 +60,46 @@ func (c *conn) waitProgress() <-chan struct{} {
 	return c.wake
 }
 
+// connOf returns what the broker keeps for cl: its connection's, or,
+// once the connection has ended, its kept session's (see keepSession).
 func (b *Broker) connOf(cl *mqtt.Client) (*conn, bool) {
-	v, ok := b.conns.Load(cl)
-	if !ok {
+	if cl == nil {
 		return nil, false
 	}
-	return v.(*conn), true
+	if v, ok := b.conns.Load(cl); ok {
+		return v.(*conn), true
+	}
+	if v, ok := b.kept.Load(cl.ID); ok && v.(*conn).cl == cl {
+		return v.(*conn), true
+	}
+	return nil, false
+}
+
+// keepSession keeps c's accounting of the messages held for its client
+// after the connection ended with the session kept: deliveries to the
+// session while it has no connection count against the same limits, and
+// a resumed session (resumeSession) carries the count on.
+// A connection taken over by another is not kept: the newcomer has the
+// session.
+func (b *Broker) keepSession(c *conn) {
+	if cur, ok := b.server.Clients.Get(c.cl.ID); ok && cur == c.cl && !c.cl.IsTakenOver() {
+		b.kept.Store(c.cl.ID, c)
+	}
+}
+
+// resumeSession moves the accounting of client id's kept session to c, the
+// connection that resumes it; a connection that does not resume it (clean
+// session, another principal) just ends it.
+func (b *Broker) resumeSession(id string, c *conn, resumes bool) {
+	v, ok := b.kept.LoadAndDelete(id)
+	if !ok || !resumes {
+		return
+	}
+	old := v.(*conn)
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	c.sizes = maps.Clone(old.sizes)
+	c.queuedBytes.Store(old.queuedBytes.Load())
 }
 
 // unsent returns how many packets Mochi has queued for cl and not yet
@@ -97,16 +132,25 @@ func (b *Broker) AwaitRoom(ctx context.Context, clientID string) error {
 	if !ok {
 		return nil
 	}
+	// Mochi uncounts a packet it wrote only after it has told the hooks
+	// (progress), so the last write before there is room gives no signal:
+	// while packets are counted, look again after a short, growing pause.
+	poll := time.Millisecond
 	for {
 		wait := c.waitProgress()
 		if b.hasRoom(cl) {
 			return nil
 		}
+		timer := time.NewTimer(poll)
 		select {
 		case <-wait:
+		case <-timer.C:
+			poll = min(2*poll, 50*time.Millisecond)
 		case <-ctx.Done():
+			timer.Stop()
 			return ctx.Err()
 		}
+		timer.Stop()
 		if cl.Closed() {
 			return nil
 		}
@@ -221,6 +265,7 @@ func (b *Broker) discardSession(id string) {
 		return
 	}
 	b.server.UnsubscribeClient(existing)
+	b.kept.Delete(id)
 	if handing := b.emptyOutbox(id); handing != nil {
 		existing.Stop(packets.ErrSessionTakenOver) // a write to it blocked on a full socket ends now
 		<-handing

@@ -110,6 +110,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	c := &conn{session: adm.Session, cl: cl}
 	c.privateQoS.Store(-1)
+	b.resumeSession(cl.ID, c, !adm.Fresh && !pk.Connect.Clean)
 	b.conns.Store(cl, c)
 	if tc, ok := cl.Net.Conn.(*trackedConn); ok {
 		tc.onClose(func() { b.aborted(cl) })
@@ -263,6 +264,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if v, ok := h.b.conns.LoadAndDelete(cl); ok {
 		c := v.(*conn)
 		c.progress() // whoever waits for room: the connection has gone
+		if !expire {
+			h.b.keepSession(c)
+		}
 		h.b.events.Disconnected(c.session, err, !expire)
 	}
 }
@@ -271,6 +275,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 func (h *hook) OnClientExpired(cl *mqtt.Client) {
 	if cur, ok := h.b.server.Clients.Get(cl.ID); ok && cur != cl {
 		return // a new connection already uses the id
+	}
+	if v, ok := h.b.kept.Load(cl.ID); ok && v.(*conn).cl == cl {
+		h.b.kept.CompareAndDelete(cl.ID, v)
 	}
 	h.b.events.SessionExpired(cl.ID)
 }
