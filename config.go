@@ -84,7 +84,9 @@ type BrokerConfig struct {
 	Port int
 	// EnableWebSocket adds an MQTT-over-WebSocket listener.
 	EnableWebSocket bool
-	// WSPort is the WebSocket port (default 1884).
+	// WSPort is the WebSocket port (default Port+1: 1884 beside the
+	// default Port; a free port when Port is -1). A WSPort left at the
+	// default 1884 while Port is 1884 moves to 1885: the two never collide.
 	WSPort int
 	// MaxConnections refuses connections beyond this many, counting those
 	// that have not sent CONNECT yet (0 = DefaultMaxConnections, 10,000;
@@ -232,6 +234,15 @@ type LimitConfig struct {
 	TotalMaxAge time.Duration
 }
 
+// wsPortFor returns the default WebSocket port beside TCP port port: the
+// next one (1884 beside the default 1883), or a free one when port is.
+func wsPortFor(port int) int {
+	if port <= 0 || port >= 65535 {
+		return -1
+	}
+	return port + 1
+}
+
 // DefaultConfig returns a new Config with every default filled in. Each call
 // returns a fresh value, so changing it never affects another handler.
 func DefaultConfig() *Config {
@@ -252,8 +263,8 @@ func (c *Config) fillDefaults() {
 	if c.Broker.Port == 0 {
 		c.Broker.Port = DefaultPort
 	}
-	if c.Broker.WSPort == 0 {
-		c.Broker.WSPort = DefaultWSPort
+	if c.Broker.WSPort == 0 || c.Broker.EnableWebSocket && c.Broker.WSPort == DefaultWSPort && c.Broker.Port == DefaultWSPort {
+		c.Broker.WSPort = wsPortFor(c.Broker.Port)
 	}
 	if c.ExternalBroker.KeepAlive == 0 {
 		c.ExternalBroker.KeepAlive = DefaultKeepAlive

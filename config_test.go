@@ -115,3 +115,44 @@ func TestRequestTopicParsing(t *testing.T) {
 		require.Equal(t, want, got, topic)
 	}
 }
+
+// TestWebSocketPortBesideTCPPort: an unset WSPort is the port after Port,
+// so the reference README's custom port 1884 does not collide with the
+// WebSocket listener; an explicit clash is refused at construction.
+func TestWebSocketPortBesideTCPPort(t *testing.T) {
+	fromDefaults := DefaultConfig()
+	fromDefaults.Broker.Port, fromDefaults.Broker.EnableWebSocket = 1884, true
+	for _, tc := range []struct {
+		name    string
+		build   func() (*Handler, error)
+		wsPort  int
+		wantErr string
+	}{
+		{"default port", func() (*Handler, error) {
+			return NewHandlerWithDatabase(fakeDB{}, nil, WithEmbeddedBroker(BrokerConfig{EnableWebSocket: true}))
+		}, 1884, ""},
+		{"custom port 1884", func() (*Handler, error) {
+			return NewHandlerWithDatabase(fakeDB{}, nil, WithEmbeddedBroker(BrokerConfig{Port: 1884, EnableWebSocket: true}))
+		}, 1885, ""},
+		{"DefaultConfig with port 1884", func() (*Handler, error) { return NewHandler(fakeDB{}, nil, fromDefaults) }, 1885, ""},
+		{"free port", func() (*Handler, error) {
+			return NewHandlerWithDatabase(fakeDB{}, nil, WithEmbeddedBroker(BrokerConfig{Port: -1, EnableWebSocket: true}))
+		}, -1, ""},
+		{"explicit", func() (*Handler, error) {
+			return NewHandlerWithDatabase(fakeDB{}, nil, WithEmbeddedBroker(BrokerConfig{Port: 1884, EnableWebSocket: true, WSPort: 9001}))
+		}, 9001, ""},
+		{"explicit clash", func() (*Handler, error) {
+			return NewHandlerWithDatabase(fakeDB{}, nil, WithEmbeddedBroker(BrokerConfig{Port: 2000, EnableWebSocket: true, WSPort: 2000}))
+		}, 0, "needs a port of its own"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := tc.build()
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wsPort, h.Config().Broker.WSPort)
+		})
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -114,7 +113,7 @@ func newHandler(db adapters.Database, registry adapters.ModelRegistry, cfg *Conf
 		catalog: newCatalog(db, registry),
 		config:  cfg,
 		hooks:   NewHookRegistry(),
-		logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		logger:  slog.New(defaultLogs{}),
 		ctx:     ctx,
 		cancel:  cancel,
 	}

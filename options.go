@@ -121,7 +121,9 @@ func WithTimeouts(timeouts TimeoutConfig) Option {
 	}
 }
 
-// WithLogger sends the handler's logs to logger (default: discarded).
+// WithLogger sends the handler's logs to logger. Without it, warnings and
+// errors (a refused connection and why, a dropped answer, a failed hook) go
+// to slog.Default() and the rest is dropped.
 func WithLogger(logger *slog.Logger) Option {
 	return func(h *Handler) error {
 		if logger == nil {
@@ -156,6 +158,9 @@ func (c *Config) validate() error {
 	case BrokerModeEmbedded:
 		if c.Broker.Port < -1 || c.Broker.Port > 65535 {
 			return fmt.Errorf("mqttspec: config: port %d out of range", c.Broker.Port)
+		}
+		if c.Broker.EnableWebSocket && c.Broker.WSPort == c.Broker.Port && c.Broker.Port > 0 {
+			return fmt.Errorf("mqttspec: config: WSPort and Port are both %d: the WebSocket listener needs a port of its own", c.Broker.Port)
 		}
 		if c.Broker.EnableAuth && c.Auth.ValidateCredentials == nil {
 			return fmt.Errorf("mqttspec: config: EnableAuth needs Auth.ValidateCredentials")

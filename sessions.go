@@ -63,7 +63,7 @@ func (h *Handler) admit(info broker.ConnectInfo) (c *Client, fresh bool, err err
 	c.password = append([]byte(nil), info.Password...)
 	c.persistent = !info.CleanSession
 	if err := h.hooks.Execute(BeforeConnect, h.connHookContext(c)); err != nil {
-		h.logger.Info("connection refused by BeforeConnect", "client", info.ClientID, "reason", err)
+		h.logger.Debug("connection refused by BeforeConnect", "client", info.ClientID, "reason", err)
 		return nil, false, fmt.Errorf("mqttspec: connection refused: %w", err)
 	}
 	if old, ok := h.clients.GetClient(info.ClientID); ok {
@@ -100,7 +100,7 @@ func (h *Handler) superseded(sender *Client) bool {
 // connection is closed by the edge, or its request refused).
 func (h *Handler) connected(c *Client) error {
 	if err := h.hooks.Execute(AfterConnect, h.connHookContext(c)); err != nil {
-		h.logger.Info("connection refused by AfterConnect", "client", c.ID, "reason", err)
+		h.logger.Debug("connection refused by AfterConnect", "client", c.ID, "reason", err)
 		if cur, ok := h.clients.GetClient(c.ID); ok && cur == c {
 			h.dropSubscriptions(c)
 			h.clients.Unregister(c.ID)

@@ -47,7 +47,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		pk.Connect.PasswordFlag = false
 	}
 	if code := pk.ConnectValidate(); code != packets.CodeSuccess {
-		h.b.logger.Info("connection refused: invalid CONNECT", "client", pk.Connect.ClientIdentifier,
+		h.b.logger.Warn("connection refused: invalid CONNECT", "client", pk.Connect.ClientIdentifier,
 			"remote", cl.Net.Remote, "reason", code.Reason)
 	}
 	return pk, nil
@@ -79,13 +79,13 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	if cl.ID == mqtt.InlineClientId {
 		// The id would take over Mochi's inline client session.
-		b.logger.Info("connection refused: reserved client id", "client", cl.ID, "remote", cl.Net.Remote)
+		b.logger.Warn("connection refused: reserved client id", "client", cl.ID, "remote", cl.Net.Remote)
 		return false
 	}
 	if pk.Connect.WillFlag && !willAllowed(b.config.Prefix, cl.ID, pk) {
 		// Mochi publishes wills without an ACL check: a will on another
 		// client's topic would forge a request or response.
-		b.logger.Info("connection refused: will message on a private topic", "client", cl.ID,
+		b.logger.Warn("connection refused: will message on a private topic", "client", cl.ID,
 			"remote", cl.Net.Remote, "topic", pk.Connect.WillTopic)
 		return false
 	}
@@ -98,7 +98,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		ProtocolVersion: cl.Properties.ProtocolVersion,
 	})
 	if err != nil {
-		b.logger.Info("connection refused", "client", cl.ID, "remote", cl.Net.Remote, "error", err)
+		b.logger.Warn("connection refused", "client", cl.ID, "remote", cl.Net.Remote, "error", err)
 		return false
 	}
 	if adm.Session == nil {
@@ -138,7 +138,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	c.established.Store(true)
 	c.privateQoS.Store(-1) // a resumed session brings subscriptions
 	if err := h.b.events.Connected(c.session); err != nil {
-		h.b.logger.Info("connection closed after it was established", "client", cl.ID, "remote", cl.Net.Remote, "reason", err)
+		h.b.logger.Warn("connection closed after it was established", "client", cl.ID, "remote", cl.Net.Remote, "reason", err)
 		_ = h.b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
 	}
 }

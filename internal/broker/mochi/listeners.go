@@ -187,7 +187,7 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
-// logEnd logs why a connection ended: at Info when the broker refused it
+// logEnd logs why a connection ended: at Warn when the broker refused it
 // (a CONNACK with a refusal), else at Debug. Refusals by authentication are
 // logged with their reason where they are decided.
 func logEnd(log *slog.Logger, err error, remote string) {
@@ -195,7 +195,7 @@ func logEnd(log *slog.Logger, err error, remote string) {
 	switch {
 	case err == nil:
 	case errors.As(err, &code) && code.Code >= packets.ErrUnspecifiedError.Code && code != packets.ErrBadUsernameOrPassword:
-		log.Info("connection refused", "remote", remote, "reason", code.Reason)
+		log.Warn("connection refused", "remote", remote, "reason", code.Reason)
 	default:
 		log.Debug("client connection ended", "error", err, "remote", remote)
 	}
