@@ -303,6 +303,13 @@ func (r *directReader) rows(ctx context.Context, e gormExec, q *query.Query, cou
 		return nil, nil, nil, false, nil
 	}
 	text, args := r.sqlFor(p, q, count)
+	if byPrimaryKey(q) {
+		// A read of one row by its key cannot run long, and a context
+		// that can end costs database/sql and the SQLite driver a
+		// goroutine each per query to watch it: the request's deadline
+		// still bounds the request, not this statement.
+		ctx = context.WithoutCancel(ctx)
+	}
 	stmt, release, err := r.stmts.get(ctx, r.sqlDB, text)
 	if err != nil {
 		return nil, nil, nil, true, err
@@ -319,6 +326,20 @@ func (r *directReader) rows(ctx context.Context, e gormExec, q *query.Query, cou
 		return nil, nil, nil, true, err
 	}
 	return rows, p, release, true, nil
+}
+
+// byPrimaryKey reports whether q reads at most one row, found by an
+// equality on the model's primary key (other filters only narrow it).
+func byPrimaryKey(q *query.Query) bool {
+	if q.Limit != 1 || q.Model.PrimaryKey == nil {
+		return false
+	}
+	for _, g := range q.Where {
+		if len(g) == 1 && g[0].Column == q.Model.PrimaryKey && g[0].Op == query.OpEq {
+			return true
+		}
+	}
+	return false
 }
 
 // find is Find on the direct path; ok is false when q reads through GORM.

@@ -120,3 +120,33 @@ func TestDirectReadStatementCache(t *testing.T) {
 	}
 	require.LessOrEqual(t, len(a.direct.stmts.stmts), maxStatements)
 }
+
+// TestByPrimaryKey: only a read of at most one row by an equality on the
+// key runs with a context that cannot end (see rows).
+func TestByPrimaryKey(t *testing.T) {
+	m, err := NewGormAdapter(openDirectTestDB(t)).Describe("public.m", &directSoft{})
+	require.NoError(t, err)
+	var other *query.Column
+	for _, c := range m.Columns {
+		if !c.PrimaryKey {
+			other = c
+			break
+		}
+	}
+	require.NotNil(t, other)
+	eqKey := query.Condition{Column: m.PrimaryKey, Op: query.OpEq, Value: 1}
+	for _, tc := range []struct {
+		name string
+		q    *query.Query
+		want bool
+	}{
+		{"by key", query.ByKey(m, 1, nil), true},
+		{"by key with a hook's filter", query.ByKey(m, 1, []query.Group{{{Column: other, Op: query.OpLike, Value: "%x%"}}}), true},
+		{"a list", &query.Query{Model: m, Limit: 10, Where: []query.Group{{eqKey}}}, false},
+		{"one row, not by key", &query.Query{Model: m, Limit: 1, Where: []query.Group{{{Column: other, Op: query.OpEq, Value: 1}}}}, false},
+		{"key in an OR", &query.Query{Model: m, Limit: 1, Where: []query.Group{{eqKey, {Column: other, Op: query.OpEq, Value: 1}}}}, false},
+		{"key range", &query.Query{Model: m, Limit: 1, Where: []query.Group{{{Column: m.PrimaryKey, Op: query.OpGt, Value: 1}}}}, false},
+	} {
+		require.Equal(t, tc.want, byPrimaryKey(tc.q), tc.name)
+	}
+}
