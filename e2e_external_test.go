@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,4 +268,32 @@ func TestExternalBrokerForgetsIdleClients(t *testing.T) {
 	require.True(t, kept, "a client with a subscription must be kept")
 	mqtttest.OK(t, passer.Request(mqtttest.Req("read", "users", nil)))
 	require.Equal(t, int32(2), passerConnects.Load(), "a forgotten client is registered again (BeforeConnect) by its next request")
+}
+
+// TestStartProvesTheACLLetsTheHandlerServe: under the documented ACL a
+// handler that connects as an ordinary user (it may not read other
+// clients' requests) fails to start, saying what the ACL must allow,
+// instead of starting and answering nothing. Control: the handler's user
+// starts on the same broker and serves.
+func TestStartProvesTheACLLetsTheHandlerServe(t *testing.T) {
+	const handlerPass, alicePass = "handler-secret", "alice-secret"
+	passwd := extPasswordFile(t, "mqttspec", handlerPass, "alice", alicePass)
+	broker := testbroker.NewMosquitto(t, extExampleConfig(t, passwd))
+
+	h, err := mqttspec.NewHandlerWithGORM(openSQLite(t), mqttspec.WithLogger(slog.New(slog.DiscardHandler)),
+		mqttspec.WithExternalBroker(mqttspec.ExternalBrokerConfig{
+			BrokerURL: broker.URL, ClientID: "handler-as-alice", Username: "alice", Password: alicePass,
+			ConnectTimeout: time.Second,
+		}))
+	require.NoError(t, err)
+	start := time.Now()
+	err = h.Start()
+	require.ErrorContains(t, err, "self-check")
+	require.ErrorContains(t, err, "read spec/+/request")
+	require.Less(t, time.Since(start), 5*time.Second, "bounded by ConnectTimeout")
+	require.NoError(t, h.Shutdown())
+
+	srv := startExternal(t, mqttspec.ExternalBrokerConfig{BrokerURL: broker.URL, Username: "mqttspec", Password: handlerPass}, nil)
+	alice := mqtttest.Connect(t, srv.url, "alice-1", mqtttest.Credentials("alice", alicePass))
+	mqtttest.OK(t, alice.Request(map[string]any{"type": "ping"}))
 }

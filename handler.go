@@ -48,6 +48,8 @@ type Handler struct {
 	// live is the started edge, read without mu by the request path so
 	// that Shutdown can wait for running requests while holding mu.
 	live atomic.Pointer[liveTransport]
+	// selfCheckID is the id of the ping Start sends itself (selfcheck.go).
+	selfCheckID atomic.Pointer[string]
 }
 
 // liveTransport is the started edge and what it provides.
@@ -204,7 +206,11 @@ func (h *Handler) Start() error {
 		ps.SetIdleConnections(h.config.Limits.MaxConcurrency)
 	}
 	b, t := h.newBroker()
-	ctx, cancel := context.WithTimeout(h.ctx, h.config.Timeouts.Connect)
+	connect := h.config.Timeouts.Connect
+	if d := h.config.ExternalBroker.ConnectTimeout; h.config.BrokerMode == BrokerModeExternal && d > 0 && d < connect {
+		connect = d
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, connect) // the whole connect, self-check included
 	defer cancel()
 	if err := t.Start(ctx); err != nil {
 		return fmt.Errorf("mqttspec: start %s broker: %w", h.config.BrokerMode, err)
@@ -220,6 +226,13 @@ func (h *Handler) Start() error {
 		_ = t.Stop(context.Background())
 		h.live.Store(nil)
 		return fmt.Errorf("mqttspec: subscribe %s: %w", h.requestFilter(), err)
+	}
+	if own, ok := t.(interface{ ClientID() string }); ok && !live.features.ConnectEvents && validClientID(own.ClientID()) {
+		if err := h.selfCheck(ctx, t, own.ClientID()); err != nil {
+			_ = t.Stop(context.Background())
+			h.live.Store(nil)
+			return fmt.Errorf("mqttspec: start %s broker: %w", h.config.BrokerMode, err)
+		}
 	}
 	h.broker = b
 	h.state = stateRunning

@@ -65,6 +65,9 @@ func (h *Handler) onRequest(m broker.Message) bool {
 		h.logger.Debug("ignoring message on malformed request topic", "topic", m.Topic)
 		return true
 	}
+	if h.selfCheckAnswer(clientID, m.Payload) {
+		return true
+	}
 	features := h.live.Load().features
 	if h.draining.Load() && features.Refusable {
 		h.counters.refused.Add(1)
