@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -235,23 +236,45 @@ type request struct {
 }
 
 // do sends req and waits for its answer. A failed answer is returned as a
-// *mqttspec.Error. onAnswer, if set, runs on the message router with a
-// successful answer before any later message is routed.
+// *mqttspec.Error. An "overloaded" answer (the server did not run the
+// request) is retried after a growing pause while ctx allows. onAnswer, if
+// set, runs on the message router with a successful answer before any
+// later message is routed.
 func (c *Client) do(ctx context.Context, req request, onAnswer func(*answer)) (*answer, error) {
 	if _, ok := ctx.Deadline(); !ok && c.cfg.requestTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.requestTimeout)
 		defer cancel()
 	}
-	select {
-	case <-c.closed:
-		return nil, ErrClosed
-	default:
-	}
 	req.ID = c.cfg.clientID + "-" + strconv.FormatUint(c.seq.Add(1), 36)
 	payload, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("mqttspec client: encode %s request: %w", describe(req), err)
+	}
+	pause := 10 * time.Millisecond
+	for {
+		a, err := c.attempt(ctx, req, payload, onAnswer)
+		var refused *mqttspec.Error
+		if !errors.As(err, &refused) || refused.Code != mqttspec.CodeOverloaded {
+			return a, err
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return a, err
+		case <-c.closed:
+			return nil, ErrClosed
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// attempt sends one request and waits for its answer.
+func (c *Client) attempt(ctx context.Context, req request, payload []byte, onAnswer func(*answer)) (*answer, error) {
+	select {
+	case <-c.closed:
+		return nil, ErrClosed
+	default:
 	}
 	w := &call{answer: make(chan *answer, 1), onAnswer: onAnswer}
 	c.mu.Lock()

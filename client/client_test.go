@@ -304,3 +304,43 @@ func ids(m model) []uint {
 }
 
 func ptr(n int) *int { return &n }
+
+// TestOverloadedIsRetried: a request the server answers "overloaded" (it
+// did not run it: the client's queue is full) is sent again after a pause
+// until it is served; a call whose context ends first returns the refusal.
+func TestOverloadedIsRetried(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	srv := startExternalOn(t, testbroker.Mosquitto(t), func(h *mqttspec.Handler) {
+		h.Hooks().Register(mqttspec.BeforeCreate, func(ctx *mqttspec.HookContext) error {
+			if d, _ := ctx.Data.(map[string]any); d["name"] == "slow" {
+				entered <- struct{}{}
+				<-release
+			}
+			return nil
+		})
+	}, mqttspec.WithLimits(mqttspec.LimitConfig{MaxPendingPerClient: 1}))
+	c := dial(t, srv, "busy")
+	slow := make(chan error, 1)
+	go func() { slow <- c.Create(bg(t), "public", "users", map[string]any{"name": "slow"}, nil) }()
+	<-entered
+
+	// One ping waits in the client's queue, the other is refused until
+	// there is room; a third with a short deadline gives up with the
+	// refusal.
+	pings := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { pings <- c.Ping(bg(t)) }()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := c.Ping(ctx)
+	require.Error(t, err)
+	require.Contains(t, []string{mqttspec.CodeOverloaded, ""}, wireCode(err), "overloaded, or the deadline while waiting: %v", err)
+	require.NotZero(t, srv.h.Stats().Overloaded)
+
+	close(release)
+	require.NoError(t, <-slow)
+	require.NoError(t, <-pings)
+	require.NoError(t, <-pings, "the refused ping was sent again and served")
+}

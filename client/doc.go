@@ -5,7 +5,9 @@
 // A Client correlates each request with its answer by request id, bounds
 // each call by its context (or the client's request timeout when the
 // context has none) and returns a failed answer as a *mqttspec.Error that
-// carries the protocol's error code. It is safe for concurrent use.
+// carries the protocol's error code. An "overloaded" answer (the server
+// did not run the request) is retried after a growing pause while the
+// context allows. It is safe for concurrent use.
 //
 // A Client keeps a persistent MQTT session (clean session false) and
 // reconnects by itself. Requests sent while the connection is down are
