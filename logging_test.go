@@ -3,7 +3,6 @@ package mqttspec_test
 import (
 	"bytes"
 	"log/slog"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,24 +10,6 @@ import (
 	"github.com/mqttspec/mqttspec"
 	"github.com/mqttspec/mqttspec/internal/mqtttest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the handler's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestWarningsReachTheDefaultLogger: a handler given no logger still tells
 // slog.Default() why it refused a connection; its Info logs stay out.
@@ -40,7 +21,7 @@ func TestWarningsReachTheDefaultLogger(t *testing.T) {
 		toDefault bool
 	}{{"no logger", nil, true}, {"WithLogger", []mqttspec.Option{mqttspec.WithLogger(slog.New(slog.DiscardHandler))}, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out lockedBuffer
+			var out syncBuffer
 			prev := slog.Default()
 			slog.SetDefault(slog.New(slog.NewTextHandler(&out, nil)))
 			t.Cleanup(func() { slog.SetDefault(prev) })

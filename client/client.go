@@ -120,18 +120,23 @@ func (c *Client) ID() string { return c.cfg.clientID }
 func (c *Client) Close() error {
 	c.once.Do(func() {
 		close(c.closed)
-		c.mu.Lock()
-		views := make([]*View, 0, len(c.open))
-		for v := range c.open {
-			views = append(views, v)
-		}
-		c.mu.Unlock()
-		for _, v := range views {
+		for _, v := range c.openViews() {
 			v.end(nil)
 		}
 		c.mq.Disconnect(250)
 	})
 	return nil
+}
+
+// openViews returns the views that have not ended.
+func (c *Client) openViews() []*View {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	views := make([]*View, 0, len(c.open))
+	for v := range c.open {
+		views = append(views, v)
+	}
+	return views
 }
 
 // subscribeTopics subscribes to the response and notify topics.
@@ -169,13 +174,7 @@ func (c *Client) onConnect(paho.Client) {
 		if err := c.subscribeTopics(ctx); err != nil {
 			c.cfg.logger.Error("mqttspec client: resubscribe after reconnect", "client", c.cfg.clientID, "error", err)
 		}
-		c.mu.Lock()
-		views := make([]*View, 0, len(c.open))
-		for v := range c.open {
-			views = append(views, v)
-		}
-		c.mu.Unlock()
-		for _, v := range views {
+		for _, v := range c.openViews() {
 			v.resync("the broker did not keep the session")
 		}
 	}()
