@@ -27,21 +27,30 @@ import "strings"
 // reservedTopic is the first level of the broker's own topics.
 const reservedTopic = "$mqttspec"
 
-// aclAllowsPublish reports whether the client clientID may publish to topic.
+// aclAllowsPublish reports whether the client clientID may publish to
+// topic. It runs for every publish, so it works on the string.
 func aclAllowsPublish(prefix, clientID, topic string) bool {
 	if strings.ContainsAny(topic, "+#") {
 		return false // not a topic name; Mochi refuses it too
 	}
-	p := splitTopic(prefix)
-	t := splitTopic(topic)
-	if t[0] == reservedTopic {
+	if first, _, _ := strings.Cut(topic, "/"); first == reservedTopic {
 		return false // the broker's own
 	}
-	if !aclUnderPrefix(p, t) {
+	rest, under := underPrefix(prefix, topic)
+	if !under {
 		return true
 	}
-	return aclValidClientLevel(clientID) &&
-		len(t) == len(p)+2 && t[len(p)] == clientID && t[len(p)+1] == "request"
+	owner, tail, _ := strings.Cut(rest, "/")
+	return aclValidClientLevel(clientID) && owner == clientID && tail == "request"
+}
+
+// underPrefix returns what follows {prefix}/ in topic, and whether topic
+// lies under the prefix (at least one level more).
+func underPrefix(prefix, topic string) (string, bool) {
+	if len(topic) <= len(prefix) || topic[len(prefix)] != '/' || topic[:len(prefix)] != prefix {
+		return "", false
+	}
+	return topic[len(prefix)+1:], true
 }
 
 // aclAllowsSubscribe reports whether a SUBSCRIBE to filter is granted:
@@ -114,9 +123,13 @@ func splitTopic(s string) []string {
 // ACL hook already refuses other publishes; the check is defence in depth
 // for a user hook that allows more (Mochi ORs the hooks' answers).
 func senderOwnsTopic(prefix, clientID, topic string) bool {
-	p, t := splitTopic(prefix), splitTopic(topic)
-	if !aclUnderPrefix(p, t) || len(t) != len(p)+2 || t[len(t)-1] != "request" {
+	rest, under := underPrefix(prefix, topic)
+	if !under {
 		return true
 	}
-	return t[len(p)] == clientID
+	owner, tail, _ := strings.Cut(rest, "/")
+	if tail != "request" {
+		return true
+	}
+	return owner == clientID
 }

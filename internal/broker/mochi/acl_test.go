@@ -1,6 +1,7 @@
 package mochi
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -129,5 +130,64 @@ func TestACLAllowsRead(t *testing.T) {
 	for _, c := range cases {
 		require.Equal(t, c.want, aclAllowsRead(c.prefix, c.client, c.topic, c.sys),
 			"prefix %q client %q read %q", c.prefix, c.client, c.topic)
+	}
+}
+
+// splitAllowsPublish and splitOwns are the ACL publish checks as first
+// written on split topics: the references of the string versions.
+func splitAllowsPublish(prefix, clientID, topic string) bool {
+	if strings.ContainsAny(topic, "+#") {
+		return false
+	}
+	p, t := strings.Split(prefix, "/"), strings.Split(topic, "/")
+	if t[0] == reservedTopic {
+		return false
+	}
+	if !aclUnderPrefix(p, t) {
+		return true
+	}
+	return aclValidClientLevel(clientID) && len(t) == len(p)+2 && t[len(p)] == clientID && t[len(p)+1] == "request"
+}
+
+func splitOwns(prefix, clientID, topic string) bool {
+	p, t := strings.Split(prefix, "/"), strings.Split(topic, "/")
+	if !aclUnderPrefix(p, t) || len(t) != len(p)+2 || t[len(t)-1] != "request" {
+		return true
+	}
+	return t[len(p)] == clientID
+}
+
+// TestPublishChecksAgreeWithSplitting: every topic of up to four levels
+// from the prefix's levels, client ids, "request", wildcards and empty
+// levels, for one- and two-level prefixes and several client ids.
+func TestPublishChecksAgreeWithSplitting(t *testing.T) {
+	levels := []string{"spec", "app", "x", "request", "", "+", "$mqttspec", "a/b"}
+	var topics []string
+	prev := []string{""}
+	for depth := 0; depth < 4; depth++ {
+		var next []string
+		for _, p := range prev {
+			for _, l := range levels {
+				if depth == 0 {
+					next = append(next, l)
+				} else {
+					next = append(next, p+"/"+l)
+				}
+			}
+		}
+		topics = append(topics, next...)
+		prev = next
+	}
+	for _, prefix := range []string{"spec", "app/spec"} {
+		for _, id := range []string{"x", "request", "", "a/b", "spec"} {
+			for _, topic := range topics {
+				if got, want := aclAllowsPublish(prefix, id, topic), splitAllowsPublish(prefix, id, topic); got != want {
+					t.Fatalf("aclAllowsPublish(%q, %q, %q) = %v, splitting says %v", prefix, id, topic, got, want)
+				}
+				if got, want := senderOwnsTopic(prefix, id, topic), splitOwns(prefix, id, topic); got != want {
+					t.Fatalf("senderOwnsTopic(%q, %q, %q) = %v, splitting says %v", prefix, id, topic, got, want)
+				}
+			}
+		}
 	}
 }
