@@ -28,7 +28,7 @@ type outbox struct {
 	bytes   int
 	running bool          // a goroutine is handing the queue to Mochi
 	sending bool          // it is handing one over now (taken from queue, not yet given)
-	handed  chan struct{} // closed when the one being handed over has been given
+	handed  chan struct{} // made by emptyOutbox while one is handed over; closed once it has been given
 	idle    bool          // that goroutine lingers with nothing to do; wake wakes it
 	wake    chan struct{}
 	gone    bool // removed from Broker.outboxes: the next message makes a new one
@@ -120,7 +120,10 @@ func privateClient(prefix, topic string) (string, bool) {
 // enqueue puts a message to client id in its outbox.
 func (b *Broker) enqueue(id string, m outMsg) {
 	for {
-		v, _ := b.outboxes.LoadOrStore(id, &outbox{wake: make(chan struct{}, 1)})
+		v, ok := b.outboxes.Load(id)
+		if !ok {
+			v, _ = b.outboxes.LoadOrStore(id, &outbox{wake: make(chan struct{}, 1)})
+		}
 		ob := v.(*outbox)
 		ob.mu.Lock()
 		if ob.gone {
@@ -176,15 +179,19 @@ func (b *Broker) drainOutbox(id string, ob *outbox) {
 			continue
 		}
 		m := ob.queue[0]
-		ob.queue[0] = outMsg{}
-		ob.queue = ob.queue[1:]
+		n := copy(ob.queue, ob.queue[1:]) // in place: the queue's array serves again
+		ob.queue[n] = outMsg{}
+		ob.queue = ob.queue[:n]
 		ob.bytes -= len(m.payload)
-		ob.sending, ob.handed = true, make(chan struct{})
+		ob.sending = true
 		ob.mu.Unlock()
 		_ = b.server.Publish(m.topic, m.payload, false, m.qos)
 		ob.mu.Lock()
 		ob.sending = false
-		close(ob.handed)
+		if ob.handed != nil {
+			close(ob.handed)
+			ob.handed = nil
+		}
 		ob.mu.Unlock()
 		b.progressOf(id)
 	}
@@ -204,10 +211,13 @@ func (b *Broker) emptyOutbox(id string) (handing <-chan struct{}) {
 	defer ob.mu.Unlock()
 	clear(ob.queue)
 	ob.queue, ob.bytes = ob.queue[:0], 0
-	if ob.sending {
-		return ob.handed
+	if !ob.sending {
+		return nil
 	}
-	return nil
+	if ob.handed == nil {
+		ob.handed = make(chan struct{})
+	}
+	return ob.handed
 }
 
 // wakeOutboxes ends the linger of every outbox's goroutine (the broker is
