@@ -111,8 +111,13 @@ type ExternalBrokerConfig struct {
 	// Username and Password authenticate the handler to the broker.
 	Username string
 	Password string
-	// CleanSession starts a fresh session on each connect.
+	// CleanSession starts a fresh session on each connect (default false:
+	// requests sent while the handler reconnects wait at the broker).
 	CleanSession bool
+	// ClientIDIsUsername says the broker makes each client's id its
+	// username (mosquitto use_username_as_clientid): hooks then get
+	// Client.Username (and the principal) equal to the client id.
+	ClientIDIsUsername bool
 	// KeepAlive is the MQTT keep-alive interval (default 60s).
 	KeepAlive time.Duration
 	// ConnectTimeout bounds the initial connection (default 30s).

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttspec/mqttspec"
@@ -296,4 +297,111 @@ func TestStartProvesTheACLLetsTheHandlerServe(t *testing.T) {
 	srv := startExternal(t, mqttspec.ExternalBrokerConfig{BrokerURL: broker.URL, Username: "mqttspec", Password: handlerPass}, nil)
 	alice := mqtttest.Connect(t, srv.url, "alice-1", mqtttest.Credentials("alice", alicePass))
 	mqtttest.OK(t, alice.Request(map[string]any{"type": "ping"}))
+}
+
+// TestWillEndsAnExternalClient: with an external broker the handler hears
+// of a client that vanished through the client's will, a
+// {"type":"disconnect"} on its own request topic: the disconnect hooks run
+// and its subscriptions end. Controls: a client without a will keeps its
+// subscription (the handler cannot know); one that says disconnect before
+// leaving ends it the same way; a disconnect from a client the handler
+// does not know admits nobody.
+func TestWillEndsAnExternalClient(t *testing.T) {
+	gone := make(chan string, 10)
+	var admitted sync.Map
+	srv := startExternal(t, mqttspec.ExternalBrokerConfig{BrokerURL: testbroker.Mosquitto(t)}, func(h *mqttspec.Handler) {
+		h.Hooks().Register(mqttspec.BeforeConnect, func(ctx *mqttspec.HookContext) error {
+			admitted.Store(ctx.Client.ID, true)
+			return nil
+		})
+		h.Hooks().Register(mqttspec.AfterDisconnect, func(ctx *mqttspec.HookContext) error {
+			gone <- ctx.Client.ID
+			return nil
+		})
+	})
+	addr := strings.TrimPrefix(srv.url, "tcp://")
+	subscribeRaw := func(id string, will bool) *mqtttest.Raw {
+		t.Helper()
+		c := mqtttest.DialRawTCP(t, addr)
+		pk := mqtttest.ConnectPacket(id)
+		if will {
+			pk.Connect.WillFlag, pk.Connect.WillQos = true, 1
+			pk.Connect.WillTopic, pk.Connect.WillPayload = "spec/"+id+"/request", []byte(`{"type":"disconnect"}`)
+		}
+		c.MustConnect(pk)
+		require.Equal(t, byte(1), c.Subscribe("spec/"+id+"/response", 1))
+		require.NoError(t, c.Write(mqtttest.PublishPacket("spec/"+id+"/request", 0, 0, false,
+			[]byte(`{"id":"s","type":"subscription","operation":"subscribe","schema":"public","entity":"users"}`))))
+		answer, _ := c.Expect(packets.Publish)
+		require.Contains(t, string(answer.Payload), `"success":true`)
+		return c
+	}
+
+	withWill := subscribeRaw("dev-will", true)
+	withoutWill := subscribeRaw("dev-plain", false)
+	require.Equal(t, 2, srv.h.Subscriptions().Count())
+
+	withWill.Reset() // the connection drops: mosquitto publishes the will
+	require.Equal(t, "dev-will", mqtttest.Recv(t, gone, "the will's disconnect"))
+	require.Equal(t, 1, srv.h.Subscriptions().Count(), "the vanished client's subscription ended")
+
+	withoutWill.Reset()
+	mqtttest.Nothing(t, gone, "a disconnect nobody told the handler of")
+	require.Equal(t, 1, srv.h.Subscriptions().Count(), "without a will the handler cannot know")
+
+	// Saying it before leaving works the same way.
+	polite := mqtttest.Connect(t, srv.url, "dev-polite")
+	mqtttest.OK(t, polite.Request(map[string]any{"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "users"}))
+	mqtttest.OK(t, polite.Request(map[string]any{"type": "disconnect"}))
+	require.Equal(t, "dev-polite", mqtttest.Recv(t, gone, "the polite disconnect"))
+	require.Equal(t, 1, srv.h.Subscriptions().Count())
+
+	// A disconnect from a stranger is answered and admits nobody.
+	stranger := mqtttest.Connect(t, srv.url, "stranger")
+	mqtttest.OK(t, stranger.Request(map[string]any{"type": "disconnect"}))
+	_, seen := admitted.Load("stranger")
+	require.False(t, seen, "BeforeConnect did not run for a disconnect")
+	mqtttest.Nothing(t, gone, "a disconnect hook for the stranger")
+}
+
+// TestDisconnectMessageOnTheEmbeddedBroker: the embedded broker reports
+// disconnects itself, so a disconnect message (a will that fires after the
+// connection is gone, or a client saying it) changes nothing.
+func TestDisconnectMessageOnTheEmbeddedBroker(t *testing.T) {
+	srv := startServer(t, nil)
+	c := mqtttest.Connect(t, srv.url, "dev")
+	mqtttest.OK(t, c.Request(map[string]any{"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "users"}))
+	mqtttest.OK(t, c.Request(map[string]any{"type": "disconnect"}))
+	require.Equal(t, 1, srv.h.Subscriptions().Count(), "the connection is still there: so is its subscription")
+}
+
+// TestClientIDIsUsername: with mosquitto's use_username_as_clientid the
+// client id is the login, and ClientIDIsUsername gives hooks that identity
+// as Client.Username. Control: without the option the handler does not
+// know its own id at that broker, and Start says so instead of serving
+// nothing.
+func TestClientIDIsUsername(t *testing.T) {
+	const handlerPass, alicePass = "handler-secret", "alice-secret"
+	passwd := extPasswordFile(t, "mqttspec", handlerPass, "alice", alicePass)
+	broker := testbroker.NewMosquitto(t, extExampleConfig(t, passwd)+"\nuse_username_as_clientid true")
+	cfg := mqttspec.ExternalBrokerConfig{BrokerURL: broker.URL, ClientID: "handler-1", Username: "mqttspec", Password: handlerPass,
+		ConnectTimeout: time.Second}
+
+	h, err := mqttspec.NewHandlerWithGORM(openSQLite(t), mqttspec.WithLogger(slog.New(slog.DiscardHandler)), mqttspec.WithExternalBroker(cfg))
+	require.NoError(t, err)
+	require.ErrorContains(t, h.Start(), "ClientIDIsUsername")
+	require.NoError(t, h.Shutdown())
+
+	usernames := make(chan string, 4)
+	cfg.ClientIDIsUsername = true
+	srv := startExternal(t, cfg, func(h *mqttspec.Handler) {
+		h.Hooks().Register(mqttspec.BeforeConnect, func(ctx *mqttspec.HookContext) error {
+			usernames <- ctx.Client.Username
+			return nil
+		})
+	})
+	// The broker names the connection after its user: "alice".
+	alice := mqtttest.Connect(t, srv.url, "alice", mqtttest.Credentials("alice", alicePass))
+	mqtttest.OK(t, alice.Request(map[string]any{"type": "ping"}))
+	require.Equal(t, "alice", mqtttest.Recv(t, usernames, "BeforeConnect"))
 }

@@ -227,8 +227,8 @@ func (h *Handler) Start() error {
 		h.live.Store(nil)
 		return fmt.Errorf("mqttspec: subscribe %s: %w", h.requestFilter(), err)
 	}
-	if own, ok := t.(interface{ ClientID() string }); ok && !live.features.ConnectEvents && validClientID(own.ClientID()) {
-		if err := h.selfCheck(ctx, t, own.ClientID()); err != nil {
+	if id, ok := h.ownClientID(t); ok && !live.features.ConnectEvents {
+		if err := h.selfCheck(ctx, t, id); err != nil {
 			_ = t.Stop(context.Background())
 			h.live.Store(nil)
 			return fmt.Errorf("mqttspec: start %s broker: %w", h.config.BrokerMode, err)

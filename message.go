@@ -34,6 +34,11 @@ const (
 	MessageTypeError        MessageType = "error"
 	MessageTypePing         MessageType = "ping"
 	MessageTypePong         MessageType = "pong"
+	// MessageTypeDisconnect is a client saying it has gone (typically its
+	// will, published by the broker when its connection drops): with an
+	// external broker the handler ends its session then (see README,
+	// "Connection hooks and client lifetime").
+	MessageTypeDisconnect MessageType = "disconnect"
 )
 
 // OperationType is the "operation" field of a message.
@@ -196,7 +201,7 @@ func (m *Message) validate() error {
 	switch m.Type {
 	case "":
 		return fmt.Errorf("missing \"type\"")
-	case MessageTypePing:
+	case MessageTypePing, MessageTypeDisconnect:
 		return nil
 	case MessageTypeRequest:
 		if m.ID == "" {

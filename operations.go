@@ -73,11 +73,16 @@ var operations = map[OperationType]*operation{
 		inputs: inWhere | inSnapshot, run: (*Handler).runSubscribe},
 	OperationUnsubscribe: {name: OperationUnsubscribe, target: targetSubscription,
 		before: BeforeUnsubscribe, after: AfterUnsubscribe, run: (*Handler).runUnsubscribe},
-	operationPing: {name: operationPing, run: (*Handler).runPing},
+	operationPing:       {name: operationPing, run: (*Handler).runPing},
+	operationDisconnect: {name: operationDisconnect, run: (*Handler).runDisconnect},
 }
 
-// operationPing is the table's name for a message of type "ping".
-const operationPing OperationType = "ping"
+// operationPing and operationDisconnect are the table's names for messages
+// of type "ping" and "disconnect".
+const (
+	operationPing       OperationType = "ping"
+	operationDisconnect OperationType = "disconnect"
+)
 
 // result is what an operation leaves for the pipeline besides
 // HookContext.Result (the answer's data, which After hooks may change).

@@ -130,6 +130,13 @@ func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
 	defer cancel()
 	client := sender
 	if client == nil {
+		if _, known := h.clients.GetClient(clientID); !known && isDisconnect(payload) {
+			// The will of a client the handler has forgotten (or never
+			// knew): nothing to end, and no reason to admit it first.
+			resp, _ := NewResponseMessage(requestID(payload), true, nil).ToJSON()
+			h.send(h.responseTopic(clientID), h.config.QoS.Response, resp)
+			return
+		}
 		var err error
 		if client, err = h.clientFor(clientID); err != nil {
 			h.respond(clientID, h.errorResponse(requestID(payload), err))
@@ -212,11 +219,14 @@ func (h *Handler) parse(ctx context.Context, client *Client, payload []byte) (*r
 		return nil, NewError(CodeInvalidMessage, "%s", err.Error())
 	}
 	name := msg.Operation
-	if msg.Type == MessageTypePing {
+	switch msg.Type {
+	case MessageTypePing:
 		name = operationPing
+	case MessageTypeDisconnect:
+		name = operationDisconnect
 	}
 	op, ok := operations[name]
-	if !ok || name == operationPing && msg.Type != MessageTypePing {
+	if !ok || name == operationPing && msg.Type != MessageTypePing || name == operationDisconnect && msg.Type != MessageTypeDisconnect {
 		return nil, NewError(CodeUnknownOperation, "unknown operation %q", msg.Operation)
 	}
 	return &request{ctx: ctx, client: client, msg: msg, op: op}, nil

@@ -43,9 +43,25 @@ func (h *Handler) selfCheck(ctx context.Context, t transport, clientID string) e
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("self-check: a ping the handler sent itself on %s got no answer on %s (%w): "+
-			"the broker must let the handler's user read %s and write %s/+/response and %s/+/notify/+ (see README, \"Identity and the ACL\")",
-			request, response, ctx.Err(), h.requestFilter(), h.config.Topics.Prefix, h.config.Topics.Prefix)
+			"the broker must let the handler's user read %s and write %s/+/response and %s/+/notify/+ (see README, \"Identity and the ACL\"), "+
+			"and know the handler as client %q (a broker that makes usernames the client ids needs ClientIDIsUsername)",
+			request, response, ctx.Err(), h.requestFilter(), h.config.Topics.Prefix, h.config.Topics.Prefix, clientID)
 	}
+}
+
+// ownClientID returns the client id the broker knows the handler's own
+// connection by: the edge's, or its username where the broker makes
+// usernames the ids (ExternalBrokerConfig.ClientIDIsUsername).
+func (h *Handler) ownClientID(t transport) (string, bool) {
+	own, ok := t.(interface{ ClientID() string })
+	if !ok {
+		return "", false
+	}
+	id := own.ClientID()
+	if ext := h.config.ExternalBroker; ext.ClientIDIsUsername && ext.Username != "" {
+		id = ext.Username
+	}
+	return id, validClientID(id)
 }
 
 // selfCheckAnswer answers the self-check's ping, if payload on clientID's

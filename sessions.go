@@ -1,6 +1,7 @@
 package mqttspec
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -157,7 +158,11 @@ func (h *Handler) clientFor(clientID string) (*Client, error) {
 		c.lastSeen.Store(time.Now().UnixNano())
 		return c, nil
 	}
-	c, _, err := h.admit(broker.ConnectInfo{ClientID: clientID, CleanSession: true})
+	info := broker.ConnectInfo{ClientID: clientID, CleanSession: true}
+	if h.config.ExternalBroker.ClientIDIsUsername {
+		info.Username = clientID // the broker made the client id the login
+	}
+	c, _, err := h.admit(info)
 	if err != nil {
 		return nil, NewError(CodeForbidden, "client refused")
 	}
@@ -166,6 +171,25 @@ func (h *Handler) clientFor(clientID string) (*Client, error) {
 		return nil, NewError(CodeForbidden, "client refused")
 	}
 	return c, nil
+}
+
+// runDisconnect ends the session of a client that says it has gone (its
+// will): with an edge that reports no disconnects, the disconnect hooks
+// run and its subscriptions end as if the broker had told. An edge that
+// reports disconnects does so itself; the message changes nothing there.
+func (h *Handler) runDisconnect(r *request) (*result, error) {
+	if !h.live.Load().features.ConnectEvents {
+		h.disconnected(r.client, nil, false)
+	}
+	return &result{}, nil
+}
+
+// isDisconnect reports whether payload is a message of type "disconnect".
+func isDisconnect(payload []byte) bool {
+	var m struct {
+		Type MessageType `json:"type"`
+	}
+	return json.Unmarshal(payload, &m) == nil && m.Type == MessageTypeDisconnect
 }
 
 // forgetIdleClients keeps the client registry bounded when the edge
