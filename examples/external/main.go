@@ -3,6 +3,7 @@
 //
 //	go run ./examples/external -broker tcp://127.0.0.1:1883
 //	MQTTSPEC_BROKER_PASSWORD=... go run ./examples/external -username mqttspec
+//	go run ./examples/external -db postgres://user:pass@127.0.0.1:5432/app
 //
 // For a local try, start mosquitto 2 with this configuration
 // (mosquitto -c dev.conf):
@@ -32,11 +33,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/libtnb/sqlite"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -55,7 +59,7 @@ func main() {
 	broker := flag.String("broker", "tcp://127.0.0.1:1883", "URL of the MQTT broker")
 	clientID := flag.String("client-id", "mqttspec-example", "MQTT client id of this handler (unique per instance)")
 	username := flag.String("username", "", "username at the broker (password from $MQTTSPEC_BROKER_PASSWORD)")
-	dbPath := flag.String("db", "external.db", "SQLite database file")
+	dbPath := flag.String("db", "external.db", "SQLite database file, or a postgres:// URL")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -71,27 +75,53 @@ func main() {
 	}
 }
 
-func run(log *slog.Logger, cfg mqttspec.ExternalBrokerConfig, dbPath string) error {
-	// WAL, a busy timeout and immediate write transactions let concurrent
-	// clients write to SQLite without "database is locked" errors.
-	dsn := "file:" + dbPath + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
+// openDB opens a postgres:// (or postgresql://) URL with PostgreSQL, and
+// anything else as an SQLite file.
+func openDB(target string) (*gorm.DB, error) {
+	dialector := sqlite.Open(
+		// WAL, a busy timeout and immediate write transactions let
+		// concurrent clients write to SQLite without "database is locked".
+		"file:" + target + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://") {
+		dialector = postgres.Open(target)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dbPath, err)
+		return nil, fmt.Errorf("open %s: %w", target, err)
+	}
+	return db, nil
+}
+
+func run(log *slog.Logger, cfg mqttspec.ExternalBrokerConfig, dbPath string) error {
+	handler, err := start(log, cfg, dbPath)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("shutting down")
+	return handler.Shutdown()
+}
+
+// start opens the database and starts a handler on the broker of cfg.
+func start(log *slog.Logger, cfg mqttspec.ExternalBrokerConfig, dbPath string) (*mqttspec.Handler, error) {
+	db, err := openDB(dbPath)
+	if err != nil {
+		return nil, err
 	}
 	if err := db.AutoMigrate(&User{}); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
-
 	handler, err := mqttspec.NewHandlerWithGORM(db,
 		mqttspec.WithExternalBroker(cfg),
 		mqttspec.WithLogger(log),
 	)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := handler.Registry().RegisterModel("public.users", &User{}); err != nil {
-		return err
+		return nil, err
 	}
 	// In external mode the handler learns a client from its first request:
 	// BeforeConnect runs then, knowing only the client id of the topic.
@@ -99,15 +129,21 @@ func run(log *slog.Logger, cfg mqttspec.ExternalBrokerConfig, dbPath string) err
 		log.Info("first request from client", "client", ctx.Client.ID)
 		return nil
 	})
-	if err := handler.Start(); err != nil { // returns once connected and subscribed
-		return err
+	if err := handler.Start(); err != nil { // returns once connected, subscribed and checked
+		return nil, err
 	}
-	log.Info("serving public.users", "broker", cfg.BrokerURL, "client_id", cfg.ClientID, "db", dbPath,
+	log.Info("serving public.users", "broker", cfg.BrokerURL, "client_id", cfg.ClientID, "db", redact(dbPath),
 		"request_topic", "spec/{client_id}/request")
+	return handler, nil
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
-	log.Info("shutting down")
-	return handler.Shutdown()
+// redact hides the password of a database URL in logs.
+func redact(target string) string {
+	if u, err := url.Parse(target); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return target
 }
