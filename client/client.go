@@ -32,6 +32,7 @@ type Client struct {
 	mu      sync.Mutex
 	waiting map[string]*call
 	views   map[string]*View // by subscription id
+	ended   map[string]bool  // subscriptions without a view this client has unsubscribed from
 	open    map[*View]struct{}
 	closed  chan struct{}
 	once    sync.Once
@@ -74,6 +75,7 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 		topics:  topics{request: own + "request", response: own + "response", notify: own + "notify/"},
 		waiting: map[string]*call{},
 		views:   map[string]*View{},
+		ended:   map[string]bool{},
 		open:    map[*View]struct{}{},
 		closed:  make(chan struct{}),
 	}
@@ -188,9 +190,22 @@ func (c *Client) route(_ paho.Client, m paho.Message) {
 	if sub, ok := strings.CutPrefix(topic, c.topics.notify); ok {
 		c.mu.Lock()
 		v := c.views[sub]
+		stray := v == nil && !c.ended[sub]
+		if stray {
+			if len(c.ended) >= 1024 {
+				clear(c.ended) // at worst one more unsubscribe of an old one
+			}
+			c.ended[sub] = true
+		}
 		c.mu.Unlock()
+		if stray {
+			// A subscription no view follows: one this client made in an
+			// earlier run (the broker kept the session) or one a view has
+			// left. End it, once, rather than be fed it forever.
+			go c.unsubscribe(sub)
+		}
 		if v == nil {
-			return // a subscription this client no longer follows
+			return
 		}
 		var n note
 		if err := json.Unmarshal(m.Payload(), &n); err != nil {

@@ -317,12 +317,16 @@ func (v *View) resubscribe(old, reason string) {
 	c.cfg.logger.Info("mqttspec client: view takes a fresh snapshot", "client", c.cfg.clientID,
 		"entity", v.schema+"."+v.entity, "reason", reason)
 	c.forget(old)
-	c.unsubscribe(old)
-	wait := 100 * time.Millisecond
+	go c.unsubscribe(old) // best effort; the new subscription does not wait for it
+	// A request published while no handler is subscribed (both reconnect
+	// after a broker restart) is dropped by the broker: each attempt waits
+	// a short while at first, then longer.
+	wait, patience := 100*time.Millisecond, min(time.Second, c.cfg.requestTimeout)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
 		_, _, err := c.subscribeView(ctx, v, reason)
 		cancel()
+		patience = min(2*patience, c.cfg.requestTimeout)
 		var refused *mqttspec.Error
 		switch {
 		case err == nil:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mqttspec/mqttspec"
 	"github.com/mqttspec/mqttspec/client"
+	"github.com/mqttspec/mqttspec/internal/mqtttest"
 	"github.com/mqttspec/mqttspec/internal/testbroker"
 )
 
@@ -263,4 +264,30 @@ func TestSessionLostTakesFreshSnapshot(t *testing.T) {
 	seed(t, writer, "active")
 	follow(t, v, view, func(ch client.Change) bool { return ch.Operation == mqttspec.OperationCreate })
 	require.Equal(t, fresh(t, reader), view)
+}
+
+// TestStraySubscriptionEnded: a subscription left from an earlier run of
+// the client (the broker kept the session, so its notifications still
+// come) is unsubscribed once it shows up, while the client's own view goes
+// on. Control: the view's own subscription stays.
+func TestStraySubscriptionEnded(t *testing.T) {
+	srv := startEmbedded(t, nil)
+	writer := dial(t, srv, "writer")
+
+	// The earlier run: subscribed, then gone without unsubscribing.
+	earlier := mqtttest.Connect(t, srv.url, "device", mqtttest.Persistent)
+	mqtttest.OK(t, earlier.Request(map[string]any{"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "users"}))
+	earlier.Disconnect(50)
+
+	c := dial(t, srv, "device")
+	v, err := c.Subscribe(bg(t), "public", "users", active, nil)
+	require.NoError(t, err)
+	require.Equal(t, 2, srv.h.Subscriptions().Count())
+
+	seed(t, writer, "active")
+	require.Equal(t, mqttspec.OperationCreate, next(t, v).Operation, "the view is notified")
+	require.Eventually(t, func() bool { return srv.h.Subscriptions().Count() == 1 }, wait, 10*time.Millisecond,
+		"the stray subscription was ended")
+	_, ok := srv.h.Subscriptions().GetSubscription(v.ID())
+	require.True(t, ok, "the view's own subscription stays")
 }
