@@ -43,7 +43,7 @@ func build(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "mqttspec-clients")
-		for _, pkg := range []string{"./examples/quickstart", "./examples/clients/gopaho"} {
+		for _, pkg := range []string{"./examples/quickstart", "./examples/clients/gopaho", "./examples/clients/goclient"} {
 			if buildErr != nil {
 				return
 			}
@@ -176,6 +176,14 @@ func TestGoPaho(t *testing.T) {
 	require.Equal(t, "response read-1 true total 1\n", out)
 }
 
+// TestGoClient runs the README's Go client package example: create, read,
+// an update seen by a live view as leaving it, delete, then not_found.
+func TestGoClient(t *testing.T) {
+	port := quickstart(t)
+	out := run(t, []string{fmt.Sprintf("MQTT_URL=tcp://127.0.0.1:%d", port)}, filepath.Join(build(t), "goclient"))
+	require.Equal(t, "active users: 1\nchange: update Ada still matches: false\nread after delete: not_found\n", out)
+}
+
 // rr sends one request with mosquitto_rr and returns the answer.
 func rr(t *testing.T, port int, request string) string {
 	t.Helper()
@@ -216,7 +224,8 @@ func TestMosquittoRR(t *testing.T) {
 // tests above run, character for character.
 func TestReadmeShowsTheExamples(t *testing.T) {
 	text := readme(t)
-	for _, f := range []string{"examples/clients/js/client.js", "examples/clients/python/client.py", "examples/clients/gopaho/main.go"} {
+	for _, f := range []string{"examples/clients/js/client.js", "examples/clients/python/client.py", "examples/clients/gopaho/main.go",
+		"examples/clients/goclient/main.go"} {
 		b, err := os.ReadFile(filepath.Join(root(t), f))
 		require.NoError(t, err)
 		require.Contains(t, text, "<!-- "+f+" -->\n```", "the README names %s above its block", f)
