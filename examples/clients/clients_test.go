@@ -221,11 +221,12 @@ func TestMosquittoRR(t *testing.T) {
 }
 
 // TestReadmeShowsTheExamples: the README's code blocks are the files the
-// tests above run, character for character.
+// tests above run (and the quick start, which go vet compiles), character
+// for character.
 func TestReadmeShowsTheExamples(t *testing.T) {
 	text := readme(t)
 	for _, f := range []string{"examples/clients/js/client.js", "examples/clients/python/client.py", "examples/clients/gopaho/main.go",
-		"examples/clients/goclient/main.go"} {
+		"examples/clients/goclient/main.go", "examples/minimal/main.go"} {
 		b, err := os.ReadFile(filepath.Join(root(t), f))
 		require.NoError(t, err)
 		require.Contains(t, text, "<!-- "+f+" -->\n```", "the README names %s above its block", f)
