@@ -12,6 +12,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/google/uuid"
 
 	"github.com/mqttspec/mqttspec"
 )
@@ -25,6 +26,7 @@ type Client struct {
 	cfg     config
 	mq      paho.Client
 	topics  topics
+	run     string // part of every request id: ids of an earlier run are never reused
 	seq     atomic.Uint64
 	present atomic.Bool // the broker kept the session at the last CONNECT
 	conns   atomic.Int64
@@ -72,6 +74,7 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 	own := cfg.prefix + "/" + cfg.clientID + "/"
 	c := &Client{
 		cfg:     cfg,
+		run:     uuid.NewString()[:8],
 		topics:  topics{request: own + "request", response: own + "response", notify: own + "notify/"},
 		waiting: map[string]*call{},
 		views:   map[string]*View{},
@@ -260,7 +263,10 @@ func (c *Client) do(ctx context.Context, req request, onAnswer func(*answer)) (*
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.requestTimeout)
 		defer cancel()
 	}
-	req.ID = c.cfg.clientID + "-" + strconv.FormatUint(c.seq.Add(1), 36)
+	// The server answers a write it sees again with the same id and payload
+	// from its first answer, for DedupWindow: a client restarted under the
+	// same id must not reuse its ids.
+	req.ID = c.run + "-" + strconv.FormatUint(c.seq.Add(1), 36)
 	payload, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("mqttspec client: encode %s request: %w", describe(req), err)
