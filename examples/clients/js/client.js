@@ -4,6 +4,10 @@
 const mqtt = require('mqtt');
 
 const clientId = 'web-1';
+// Request ids are unique per run: the server answers a write it has seen
+// with the same id and payload (within 5 minutes) from its first answer.
+const run = Math.random().toString(36).slice(2, 8);
+const id = (name) => `${name}:${run}`;
 const client = mqtt.connect(process.env.MQTT_URL || 'mqtt://localhost:1883', {
   clientId,
   username: 'web-user', // a token in the username, as the reference README does
@@ -14,7 +18,7 @@ const request = (msg) => client.publish(`spec/${clientId}/request`, JSON.stringi
 client.on('connect', async () => {
   await client.subscribeAsync([`spec/${clientId}/response`, `spec/${clientId}/notify/+`], { qos: 1 });
   request({
-    id: 'sub-1', type: 'subscription', operation: 'subscribe', schema: 'public', entity: 'users',
+    id: id('sub-1'), type: 'subscription', operation: 'subscribe', schema: 'public', entity: 'users',
     options: { filters: [{ column: 'status', operator: 'eq', value: 'active' }] },
   });
 });
@@ -25,13 +29,14 @@ client.on('message', (topic, payload) => {
     console.log('notification', msg.operation, msg.data.name, 'seq', msg.seq);
     return;
   }
-  console.log('response', msg.id, msg.success, msg.error ? msg.error.code : '');
-  if (msg.id === 'sub-1') {
+  const name = msg.id.split(':')[0];
+  console.log('response', name, msg.success, msg.error ? msg.error.code : '');
+  if (name === 'sub-1') {
     request({
-      id: 'create-1', type: 'request', operation: 'create', schema: 'public', entity: 'users',
+      id: id('create-1'), type: 'request', operation: 'create', schema: 'public', entity: 'users',
       data: { name: 'Grace', email: 'grace@example.com', status: 'active' },
     });
-  } else if (msg.id === 'create-1') {
+  } else if (name === 'create-1') {
     client.end();
   }
 });

@@ -5,14 +5,18 @@ Run: python3 examples/clients/python/client.py   (MQTT_HOST, MQTT_PORT)
 """
 import json
 import os
+import uuid
 
 import paho.mqtt.client as mqtt
 
 client_id = "python-1"
+# Request ids are unique per run: the server answers a write it has seen
+# with the same id and payload (within 5 minutes) from its first answer.
+run = uuid.uuid4().hex[:6]
 requests = [
-    {"id": "create-1", "type": "request", "operation": "create", "schema": "public", "entity": "users",
+    {"id": f"create-1:{run}", "type": "request", "operation": "create", "schema": "public", "entity": "users",
      "data": {"name": "Python User", "email": "python@example.com", "status": "active"}},
-    {"id": "read-1", "type": "request", "operation": "read", "schema": "public", "entity": "users",
+    {"id": f"read-1:{run}", "type": "request", "operation": "read", "schema": "public", "entity": "users",
      "options": {"filters": [{"column": "name", "operator": "eq", "value": "Python User"}]}},
 ]
 
@@ -32,7 +36,7 @@ def on_subscribe(client, userdata, mid, granted, *_):
 def on_message(client, userdata, msg):
     answer = json.loads(msg.payload)
     names = [r["name"] for r in answer["data"]] if isinstance(answer.get("data"), list) else answer["data"]["name"]
-    print("response", answer["id"], answer["success"], names)
+    print("response", answer["id"].split(":")[0], answer["success"], names)
     if requests:
         send_next(client)
     else:
