@@ -420,10 +420,10 @@ func (b *Client) Unsubscribe(topicFilter string) error {
 // the broker's acknowledgement: waiting would serialise the callers on
 // broker round trips, and paho keeps the publish order of one connection
 // anyway. When the connection is down it fails at once with
-// ErrNotConnected. Later failures (no acknowledgement within the handler's
-// publish timeout, connection lost) are logged by one watcher goroutine
-// that checks the tokens in publish order, so there is no goroutine per
-// message.
+// ErrNotConnected. Later failures of QoS 1 and 2 publishes (no
+// acknowledgement within the handler's publish timeout, connection lost)
+// are logged by one watcher goroutine that checks the tokens in publish
+// order, so there is no goroutine per message.
 func (b *Client) Publish(topic string, qos byte, payload []byte) error {
 	b.mu.Lock()
 	c, watch := b.client, b.watch
@@ -433,6 +433,11 @@ func (b *Client) Publish(topic string, qos byte, payload []byte) error {
 		return fmt.Errorf("mqttspec: external broker: publish %s: %w", topic, ErrNotConnected)
 	}
 	tok := c.Publish(topic, qos, false, payload)
+	if qos == 0 {
+		// Nothing to acknowledge: a write that fails ends the connection,
+		// which is logged and re-established (onConnectionLost).
+		return nil
+	}
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -453,6 +458,9 @@ func (b *Client) Publish(topic string, qos byte, payload []byte) error {
 // Tokens arrive in publish order with increasing deadlines, so waiting for
 // each in turn never waits longer than the publish timeout past the last.
 func (b *Client) watchPublishes(watch <-chan externalPublish, done <-chan struct{}) {
+	timer := time.NewTimer(time.Hour) // one timer, reset for each publish
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		var p externalPublish
 		select {
@@ -461,15 +469,14 @@ func (b *Client) watchPublishes(watch <-chan externalPublish, done <-chan struct
 		case p = <-watch:
 		}
 		if wait := time.Until(p.deadline); wait > 0 {
-			t := time.NewTimer(wait)
+			timer.Reset(wait)
 			select {
 			case <-p.tok.Done():
-			case <-t.C:
+			case <-timer.C:
 			case <-done:
-				t.Stop()
 				return
 			}
-			t.Stop()
+			timer.Stop()
 		}
 		select {
 		case <-p.tok.Done():
