@@ -79,6 +79,12 @@ func TestRetainedMessagesThroughWildcards(t *testing.T) {
 	for _, topic := range []string{"TopicA/B", "Topic/C", "TopicA/C"} {
 		retained(t, pub, topic, "", 0)
 	}
+	// A QoS 0 publish is done once written; a QoS 1 publish on the same
+	// connection is acknowledged after the broker has processed the ones
+	// before it, so the clears have taken effect once it is.
+	tok := pub.Client.Publish("barrier", 1, false, "x")
+	require.True(t, tok.WaitTimeout(mqtttest.Wait))
+	require.NoError(t, tok.Error())
 	sub := observer(t, srv.url, "after-clear")
 	require.Equal(t, byte(1), sub.SubscribeCode("#", 1))
 	require.Empty(t, drain(t, sub))
