@@ -144,20 +144,45 @@ func (c *Client) openViews() []*View {
 	return views
 }
 
-// subscribeTopics subscribes to the response and notify topics.
+// subscribeTopics subscribes to the response and notify topics. Mochi
+// keeps a client's packet ids and its own in one table: a SUBSCRIBE sent
+// while messages the broker resends from a kept session are still
+// unacknowledged can be refused with 0x91 (packet id in use) when its id
+// is one of theirs (mochi-mqtt/server#545); it is sent again, with another
+// id, once those are acknowledged.
 func (c *Client) subscribeTopics(ctx context.Context) error {
 	filters := map[string]byte{c.topics.response: c.cfg.qos, c.topics.notify + "+": c.cfg.qos}
-	tok := c.mq.SubscribeMultiple(filters, nil)
-	if err := wait(ctx, tok); err != nil {
-		return fmt.Errorf("mqttspec client: subscribe to %s and %s+: %w", c.topics.response, c.topics.notify, err)
-	}
-	for filter, code := range tok.(*paho.SubscribeToken).Result() {
-		if code > 2 {
-			return fmt.Errorf("mqttspec client: subscribe to %s refused by the broker (code %#x)", filter, code)
+	pause := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		tok := c.mq.SubscribeMultiple(filters, nil)
+		if err := wait(ctx, tok); err != nil {
+			return fmt.Errorf("mqttspec client: subscribe to %s and %s+: %w", c.topics.response, c.topics.notify, err)
 		}
+		idInUse := false
+		for filter, code := range tok.(*paho.SubscribeToken).Result() {
+			switch {
+			case code == packetIDInUse && attempt < 10:
+				idInUse = true
+			case code > 2:
+				return fmt.Errorf("mqttspec client: subscribe to %s refused by the broker (code %#x)", filter, code)
+			}
+		}
+		if !idInUse {
+			return nil
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return fmt.Errorf("mqttspec client: subscribe to %s and %s+: %w", c.topics.response, c.topics.notify, ctx.Err())
+		}
+		pause = min(2*pause, 200*time.Millisecond)
 	}
-	return nil
 }
+
+// packetIDInUse is the SUBACK code of a SUBSCRIBE whose packet id the
+// broker has in use (MQTT 5's 0x91, which Mochi also sends to 3.1.1
+// clients).
+const packetIDInUse = 0x91
 
 // onConnect runs after every (re)connect. When the broker kept the
 // session, its subscriptions and queued messages carry on and the views'

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -290,4 +291,28 @@ func TestStraySubscriptionEnded(t *testing.T) {
 		"the stray subscription was ended")
 	_, ok := srv.h.Subscriptions().GetSubscription(v.ID())
 	require.True(t, ok, "the view's own subscription stays")
+}
+
+// TestDialResumesASessionWithQueuedMessages: a device comes back under its
+// client id while the broker holds queued notifications for it; Mochi
+// resends them right after the CONNACK with packet ids that the client's
+// SUBSCRIBE may reuse, which Mochi refuses (0x91). Dial subscribes again
+// and succeeds, and the client works.
+func TestDialResumesASessionWithQueuedMessages(t *testing.T) {
+	var gone chan string
+	srv := startEmbedded(t, func(h *mqttspec.Handler) { gone = disconnects(h) })
+	writer := dial(t, srv, "writer")
+	for round := 0; round < 5; round++ {
+		id := fmt.Sprint("device-", round)
+		earlier := mqtttest.Connect(t, srv.url, id, mqtttest.Persistent)
+		mqtttest.OK(t, earlier.Request(map[string]any{"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "users"}))
+		earlier.Disconnect(50)
+		require.Equal(t, id, recv(t, gone, "the earlier run's disconnect"))
+		seed(t, writer, "active", "active", "active", "active", "active", "active")
+
+		c := dial(t, srv, id)
+		require.NoError(t, c.Ping(bg(t)))
+		require.NoError(t, c.Close())
+		require.Equal(t, id, recv(t, gone, "the client's disconnect"))
+	}
 }

@@ -20,7 +20,8 @@ import (
 type conn struct {
 	session     broker.Session
 	cl          *mqtt.Client
-	established atomic.Bool  // CONNACK sent (OnSessionEstablished ran)
+	established atomic.Bool  // OnSessionEstablished ran
+	connacked   atomic.Bool  // a successful CONNACK was written
 	queuedBytes atomic.Int64 // payload bytes of the QoS 1/2 messages held for it
 	// privateQoS is the highest QoS of the client's subscriptions that can
 	// match its private topics, or -1 when they changed (see viaOutbox).
@@ -280,12 +281,38 @@ func (b *Broker) discardSession(id string) {
 // established (for example a CONNECT followed by a reset, where writing
 // CONNACK fails): Mochi fires no disconnect hook then and, for a clean
 // session, leaves the client in its table.
+//
+// A connection whose CONNACK went out but which closed before Mochi ran
+// OnSessionEstablished (another connection took its id over meanwhile)
+// is not aborted: Mochi goes on to establish it, runs its will and reports
+// its end. It is looked at again after abortGrace, in case Mochi gave up
+// in between (resending a resumed session's messages failed).
 func (b *Broker) aborted(cl *mqtt.Client) {
 	c, ok := b.connOf(cl)
 	if !ok || c.established.Load() {
 		return // a normal end: OnDisconnect reports it
 	}
-	b.conns.Delete(cl)
+	if c.connacked.Load() {
+		time.AfterFunc(abortGrace, func() {
+			if !c.established.Load() {
+				b.forgetAborted(cl, c)
+			}
+		})
+		return
+	}
+	b.forgetAborted(cl, c)
+}
+
+// abortGrace is how long a closed connection whose CONNACK went out may
+// take to be established before it counts as aborted.
+const abortGrace = 2 * time.Second
+
+// forgetAborted drops what the broker keeps for a connection that ended
+// without an established session, and reports its end.
+func (b *Broker) forgetAborted(cl *mqtt.Client, c *conn) {
+	if _, ok := b.conns.LoadAndDelete(cl); !ok {
+		return // reported already
+	}
 	if cur, ok := b.server.Clients.Get(cl.ID); ok && cur == cl && !persistent(cl) {
 		b.server.UnsubscribeClient(cl)
 		b.server.Clients.Delete(cl.ID)

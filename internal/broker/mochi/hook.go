@@ -236,9 +236,13 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	return will, nil
 }
 
-// OnPacketSent wakes whoever waits for room in the client's queues.
-func (h *hook) OnPacketSent(cl *mqtt.Client, _ packets.Packet, _ []byte) {
+// OnPacketSent notes that the CONNACK went out, and wakes whoever waits
+// for room in the client's queues.
+func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	if c, ok := h.b.connOf(cl); ok {
+		if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == packets.CodeSuccess.Code {
+			c.connacked.Store(true)
+		}
 		c.progress()
 	}
 }
