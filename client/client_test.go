@@ -183,11 +183,15 @@ func TestCalls(t *testing.T) {
 }
 
 func TestCallDeadline(t *testing.T) {
-	release := make(chan struct{})
+	release, hold := make(chan struct{}), make(chan struct{})
+	defer close(hold)
 	srv := startEmbedded(t, func(h *mqttspec.Handler) {
 		h.Hooks().Register(mqttspec.BeforeCreate, func(ctx *mqttspec.HookContext) error {
-			if d, _ := ctx.Data.(map[string]any); d["name"] == "slow" {
+			switch d, _ := ctx.Data.(map[string]any); d["name"] {
+			case "slow":
 				<-release
+			case "held":
+				<-hold
 			}
 			return nil
 		})
@@ -203,8 +207,8 @@ func TestCallDeadline(t *testing.T) {
 	// Control: the client goes on working, and a call without a deadline
 	// gets the client's request timeout.
 	require.NoError(t, c.Ping(bg(t)))
-	quick := dial(t, srv, "quick-timeout", client.WithRequestTimeout(time.Nanosecond))
-	require.ErrorIs(t, quick.Ping(context.Background()), context.DeadlineExceeded)
+	quick := dial(t, srv, "quick-timeout", client.WithRequestTimeout(100*time.Millisecond))
+	require.ErrorIs(t, quick.Create(context.Background(), "public", "users", map[string]any{"name": "held"}, nil), context.DeadlineExceeded)
 }
 
 func TestConcurrentCalls(t *testing.T) {
