@@ -64,6 +64,8 @@ func TestEveryFailureAnswers(t *testing.T) {
 			code string
 		}{
 			{"unknown operation", mqtttest.Req("explode", "users", nil), "unknown_operation"},
+			{"ping as an operation", mqtttest.Req("ping", "users", nil), "unknown_operation"},
+			{"disconnect as an operation", mqtttest.Req("disconnect", "users", nil), "unknown_operation"},
 			{"unknown entity", mqtttest.Req("read", "accounts", nil), "unknown_entity"},
 			{"unknown schema", map[string]any{"type": "request", "operation": "read", "schema": "secret", "entity": "users"}, "unknown_entity"},
 			{"unknown filter column", mqtttest.Req("read", "users", filter("password", "eq", "x")), "unknown_column"},

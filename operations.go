@@ -30,6 +30,9 @@ type operation struct {
 	writes bool
 	// run does the operation's own work between the hooks.
 	run func(h *Handler, r *request) (*result, error)
+	// byType: the operation is named by a message type of its own (see
+	// typeOperations), never by an "operation" field.
+	byType bool
 }
 
 type recordUse uint8
@@ -73,8 +76,14 @@ var operations = map[OperationType]*operation{
 		inputs: inWhere | inSnapshot, run: (*Handler).runSubscribe},
 	OperationUnsubscribe: {name: OperationUnsubscribe, target: targetSubscription,
 		before: BeforeUnsubscribe, after: AfterUnsubscribe, run: (*Handler).runUnsubscribe},
-	operationPing:       {name: operationPing, run: (*Handler).runPing},
-	operationDisconnect: {name: operationDisconnect, run: (*Handler).runDisconnect},
+	operationPing:       {name: operationPing, run: (*Handler).runPing, byType: true},
+	operationDisconnect: {name: operationDisconnect, run: (*Handler).runDisconnect, byType: true},
+}
+
+// typeOperations are the operations a message type names by itself.
+var typeOperations = map[MessageType]OperationType{
+	MessageTypePing:       operationPing,
+	MessageTypeDisconnect: operationDisconnect,
 }
 
 // operationPing and operationDisconnect are the table's names for messages

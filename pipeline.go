@@ -218,15 +218,12 @@ func (h *Handler) parse(ctx context.Context, client *Client, payload []byte) (*r
 	if err := msg.validate(); err != nil {
 		return nil, NewError(CodeInvalidMessage, "%s", err.Error())
 	}
-	name := msg.Operation
-	switch msg.Type {
-	case MessageTypePing:
-		name = operationPing
-	case MessageTypeDisconnect:
-		name = operationDisconnect
+	name, byType := typeOperations[msg.Type]
+	if !byType {
+		name = msg.Operation
 	}
 	op, ok := operations[name]
-	if !ok || name == operationPing && msg.Type != MessageTypePing || name == operationDisconnect && msg.Type != MessageTypeDisconnect {
+	if !ok || op.byType != byType { // "operation":"ping" on a request is not a ping
 		return nil, NewError(CodeUnknownOperation, "unknown operation %q", msg.Operation)
 	}
 	return &request{ctx: ctx, client: client, msg: msg, op: op}, nil

@@ -179,6 +179,10 @@ func (c *Client) subscribeTopics(ctx context.Context) error {
 	}
 }
 
+// strayWait is how long a subscription whose notifications no view follows
+// waits before the client ends it.
+const strayWait = time.Second
+
 // packetIDInUse is the SUBACK code of a SUBSCRIBE whose packet id the
 // broker has in use (MQTT 5's 0x91, which Mochi also sends to 3.1.1
 // clients).
@@ -229,8 +233,17 @@ func (c *Client) route(_ paho.Client, m paho.Message) {
 		if stray {
 			// A subscription no view follows: one this client made in an
 			// earlier run (the broker kept the session) or one a view has
-			// left. End it, once, rather than be fed it forever.
-			go c.unsubscribe(sub)
+			// left. End it, once, rather than be fed it forever; but only
+			// if no answer has made it a view's meanwhile (a notification
+			// overtaking its subscription's answer must not end it).
+			time.AfterFunc(strayWait, func() {
+				c.mu.Lock()
+				_, followed := c.views[sub]
+				c.mu.Unlock()
+				if !followed {
+					c.unsubscribe(sub)
+				}
+			})
 		}
 		if v == nil {
 			return

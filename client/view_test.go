@@ -134,17 +134,6 @@ func disconnects(h *mqttspec.Handler) chan string {
 	return gone
 }
 
-func recv(t *testing.T, ch chan string, what string) string {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(wait):
-		t.Fatalf("timed out waiting for %s", what)
-		return ""
-	}
-}
-
 // TestReconnectResumesWithoutLoss: a reader whose connection drops gets,
 // after it reconnects, every change made while it was away, in order and
 // without a fresh snapshot (the broker kept its session); a write it sent
@@ -159,7 +148,7 @@ func TestReconnectResumesWithoutLoss(t *testing.T) {
 	require.NoError(t, err)
 
 	net.cut(true)
-	require.Equal(t, "reader", recv(t, gone, "the reader's disconnect"))
+	require.Equal(t, "reader", mqtttest.Recv(t, gone, "the reader's disconnect"))
 	seed(t, writer, "active", "active", "active")
 	queued := make(chan error, 1)
 	go func() {
@@ -194,7 +183,7 @@ func TestGapTakesFreshSnapshot(t *testing.T) {
 	require.NoError(t, err)
 
 	net.cut(true)
-	require.Equal(t, "reader", recv(t, gone, "the reader's disconnect"))
+	require.Equal(t, "reader", mqtttest.Recv(t, gone, "the reader's disconnect"))
 	for i := 0; i < 12; i++ {
 		seed(t, writer, "active")
 	}
@@ -307,12 +296,12 @@ func TestDialResumesASessionWithQueuedMessages(t *testing.T) {
 		earlier := mqtttest.Connect(t, srv.url, id, mqtttest.Persistent)
 		mqtttest.OK(t, earlier.Request(map[string]any{"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "users"}))
 		earlier.Disconnect(50)
-		require.Equal(t, id, recv(t, gone, "the earlier run's disconnect"))
+		require.Equal(t, id, mqtttest.Recv(t, gone, "the earlier run's disconnect"))
 		seed(t, writer, "active", "active", "active", "active", "active", "active")
 
 		c := dial(t, srv, id)
 		require.NoError(t, c.Ping(bg(t)))
 		require.NoError(t, c.Close())
-		require.Equal(t, id, recv(t, gone, "the client's disconnect"))
+		require.Equal(t, id, mqtttest.Recv(t, gone, "the client's disconnect"))
 	}
 }
