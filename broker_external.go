@@ -34,26 +34,32 @@ var _ BrokerInterface = (*ExternalBrokerClient)(nil)
 // NewExternalBrokerClient returns a client for the broker at
 // config.BrokerURL. It does not connect before Start.
 func NewExternalBrokerClient(config ExternalBrokerConfig, clientManager *ClientManager) *ExternalBrokerClient {
-	return &ExternalBrokerClient{config: config, clients: clientManager, edge: newPahoEdge(config, DefaultPublishTimeout, nil)}
+	return &ExternalBrokerClient{config: config, clients: clientManager,
+		edge: paho.New(pahoConfig(config, DefaultPublishTimeout), slog.New(slog.DiscardHandler))}
 }
 
-func newPahoEdge(c ExternalBrokerConfig, publishTimeout time.Duration, logger *slog.Logger) *paho.Client {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return paho.New(paho.Config{
+func pahoConfig(c ExternalBrokerConfig, publishTimeout time.Duration) paho.Config {
+	return paho.Config{
 		BrokerURL: c.BrokerURL, ClientID: c.ClientID, Username: c.Username, Password: c.Password,
 		CleanSession: c.CleanSession, KeepAlive: c.KeepAlive, ConnectTimeout: c.ConnectTimeout,
 		ReconnectDelay: c.ReconnectDelay, MaxReconnect: c.MaxReconnect, TLSConfig: c.TLSConfig,
 		PublishTimeout: publishTimeout,
-	}, logger)
+	}
 }
 
-// SetHandler applies h's logger and publish timeout. Call it before Start.
+// SetHandler applies h's logger and publish timeout (and, for a member of
+// a group, its presence: a clean session, a will that clears it, and an
+// announcement at every connect). Call it before Start.
 func (b *ExternalBrokerClient) SetHandler(h *Handler) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.edge = newPahoEdge(b.config, h.config.Timeouts.Publish, h.logger)
+	cfg := pahoConfig(b.config, h.config.Timeouts.Publish)
+	if g := h.group; g != nil {
+		cfg.CleanSession = true
+		cfg.Will = g.will()
+		cfg.OnConnect = g.reconnected
+	}
+	b.edge = paho.New(cfg, h.logger)
 }
 
 func (b *ExternalBrokerClient) client() *paho.Client {

@@ -130,7 +130,7 @@ func (c *catalog) resolve(schema, entity string) (*query.Model, error) {
 	return m, nil
 }
 
-func sortedKeys(m map[string]any) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -176,4 +176,16 @@ func (h *Handler) GetRelationshipInfo(modelType reflect.Type, relationName strin
 		kind = "hasMany"
 	}
 	return &RelationshipInfo{FieldName: r.Name, JSONName: r.JSONName, RelationType: kind}
+}
+
+// models returns every described model, by registry name.
+func (c *catalog) models() []*query.Model {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := sortedKeys(c.byName)
+	out := make([]*query.Model, 0, len(names))
+	for _, n := range names {
+		out = append(out, c.byName[n])
+	}
+	return out
 }

@@ -203,6 +203,17 @@ func (cm *ClientManager) forgetIdle(cutoff time.Time) int {
 	return n
 }
 
+// all returns every known client.
+func (cm *ClientManager) all() []*Client {
+	cm.mu.RLock()
+	defer cm.mu.RUnlock()
+	out := make([]*Client, 0, len(cm.clients))
+	for _, c := range cm.clients {
+		out = append(out, c)
+	}
+	return out
+}
+
 // Shutdown forgets every client.
 func (cm *ClientManager) Shutdown() {
 	cm.mu.Lock()

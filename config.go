@@ -53,6 +53,10 @@ const (
 	DefaultDedupWindow       = 5 * time.Minute
 	DefaultMaxDedupBytes     = 32 << 20
 	DefaultTotalMaxAge       = time.Second
+	DefaultGroupSettle       = time.Second
+	DefaultFeedPoll          = 200 * time.Millisecond
+	DefaultFeedGapWait       = 30 * time.Second
+	DefaultFeedRetention     = 10 * time.Minute
 )
 
 // Config holds every setting of a Handler. Build one with DefaultConfig and
@@ -74,6 +78,8 @@ type Config struct {
 	Timeouts TimeoutConfig
 	// Limits bounds paging, subscriptions and concurrency.
 	Limits LimitConfig
+	// ChangeFeed notifies changes from the database itself (PostgreSQL).
+	ChangeFeed ChangeFeedConfig
 }
 
 // BrokerConfig configures the embedded Mochi MQTT broker.
@@ -128,6 +134,47 @@ type ExternalBrokerConfig struct {
 	MaxReconnect int
 	// TLSConfig is used for ssl:// and tls:// URLs.
 	TLSConfig *tls.Config
+	// Group makes this instance one of a group that serves one topic
+	// prefix together (see the README, "Running several instances"):
+	// every client id is served by exactly one member, members find each
+	// other through retained presence messages on
+	// {prefix}/$group/{Group}/{ClientID} and their wills, and writes,
+	// subscriptions and changes go through the shared PostgreSQL database
+	// (the change feed is turned on). Each member needs its own ClientID.
+	// A member always starts a clean session: requests sent while it was
+	// away went to the others. Empty: a single instance.
+	Group string
+	// GroupSettle is how long a member that joins (or comes back after a
+	// lost connection) waits before serving the clients that move to it,
+	// so that the members serving them until then have heard of it and
+	// let them go (default 1s). Requests those clients send meanwhile are
+	// not answered; clients send them again.
+	GroupSettle time.Duration
+}
+
+// ChangeFeedConfig configures the change feed: on PostgreSQL, triggers on
+// the tables of the registered models record every committed insert,
+// update and delete in the table mqttspec_changes, whatever made it (this
+// handler, another instance, another service, psql), and the handler
+// notifies its subscriptions from there, in commit order per record.
+type ChangeFeedConfig struct {
+	// Enabled turns the feed on (Start installs the table and triggers;
+	// the database must be PostgreSQL). ExternalBrokerConfig.Group turns
+	// it on by itself.
+	Enabled bool
+	// PollInterval is how often the feed is read when nothing signals a
+	// change (default 200ms): writes made outside mqttspec are notified
+	// within about that; writes of the group's members signal at once.
+	PollInterval time.Duration
+	// GapWait is how long the feed waits for a change whose number was
+	// taken by a transaction that has not committed yet, before it takes
+	// it for rolled back (default 30s). A transaction that stays open
+	// longer than this between its write and its commit is not notified.
+	GapWait time.Duration
+	// Retention is how long recorded changes (and, in a group, the
+	// answers of writes kept against repeats) stay in the database
+	// (default 10 minutes, at least DedupWindow for the answers).
+	Retention time.Duration
 }
 
 // TopicConfig sets the topic layout {Prefix}/{client_id}/request|response|notify/{sub_id}.
@@ -345,5 +392,21 @@ func (c *Config) fillDefaults() {
 	}
 	if l.TotalMaxAge == 0 {
 		l.TotalMaxAge = DefaultTotalMaxAge
+	}
+	if c.ExternalBroker.GroupSettle <= 0 {
+		c.ExternalBroker.GroupSettle = DefaultGroupSettle
+	}
+	f := &c.ChangeFeed
+	if c.BrokerMode == BrokerModeExternal && c.ExternalBroker.Group != "" {
+		f.Enabled = true
+	}
+	if f.PollInterval <= 0 {
+		f.PollInterval = DefaultFeedPoll
+	}
+	if f.GapWait <= 0 {
+		f.GapWait = DefaultFeedGapWait
+	}
+	if f.Retention <= 0 {
+		f.Retention = DefaultFeedRetention
 	}
 }

@@ -50,6 +50,10 @@ type Handler struct {
 	live atomic.Pointer[liveTransport]
 	// selfCheckID is the id of the ping Start sends itself (selfcheck.go).
 	selfCheckID atomic.Pointer[string]
+	// group is this instance's part in its group (nil: alone); feed
+	// follows the database's changes (nil: writes notify by themselves).
+	group *groupMember
+	feed  *feed
 }
 
 // liveTransport is the started edge and what it provides.
@@ -139,6 +143,9 @@ func newHandler(db adapters.Database, registry adapters.ModelRegistry, cfg *Conf
 	h.subs = NewSubscriptionManager()
 	h.dedup = newDedup(h.config.Limits.DedupWindow, h.config.Limits.MaxDedupBytes)
 	h.totals = newTotals(h.config.Limits.TotalMaxAge)
+	if h.config.BrokerMode == BrokerModeExternal && h.config.ExternalBroker.Group != "" {
+		h.group = newGroupMember(h)
+	}
 	return h, nil
 }
 
@@ -212,6 +219,16 @@ func (h *Handler) Start() error {
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, connect) // the whole connect, self-check included
 	defer cancel()
+	if h.config.ChangeFeed.Enabled {
+		f, err := newFeed(h)
+		if err != nil {
+			return err
+		}
+		if err := f.install(ctx, h.group != nil); err != nil {
+			return err
+		}
+		h.feed = f
+	}
 	if err := t.Start(ctx); err != nil {
 		return fmt.Errorf("mqttspec: start %s broker: %w", h.config.BrokerMode, err)
 	}
@@ -233,6 +250,16 @@ func (h *Handler) Start() error {
 			h.live.Store(nil)
 			return fmt.Errorf("mqttspec: start %s broker: %w", h.config.BrokerMode, err)
 		}
+	}
+	if g := h.group; g != nil {
+		if err := g.start(t); err != nil {
+			_ = t.Stop(context.Background())
+			h.live.Store(nil)
+			return fmt.Errorf("mqttspec: start %s broker: %w", h.config.BrokerMode, err)
+		}
+	}
+	if h.feed != nil {
+		h.feed.start()
 	}
 	h.broker = b
 	h.state = stateRunning
@@ -269,7 +296,9 @@ func (h *Handler) Shutdown() error {
 	t := live.t
 	if !live.features.Refusable {
 		if err := t.Unsubscribe(h.requestFilter()); err != nil {
-			errs = append(errs, fmt.Errorf("unsubscribe requests: %w", err))
+			// Not a failed shutdown: with the connection gone, nothing more
+			// arrives (a kept session queues requests for the next start).
+			h.logger.Warn("could not unsubscribe from requests before stopping", "error", err)
 		}
 	}
 	drained := make(chan struct{})
@@ -286,6 +315,9 @@ func (h *Handler) Shutdown() error {
 		}
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("requests still running after %s", h.config.Timeouts.Disconnect))
+	}
+	if h.group != nil {
+		h.group.leave()
 	}
 	h.cancel() // aborts database work still running
 	if err := t.Stop(ctx); err != nil {

@@ -180,6 +180,9 @@ func (h *Handler) prepare(ch *change, subs []*Subscription) *notification {
 	}
 	n.parts = newNoteParts(ch, data, prev, nowUTC())
 	for _, s := range subs {
+		if _, held := s.feedSkip[ch.feedID]; held && ch.feedID != 0 {
+			continue // its snapshot holds the change
+		}
 		now := s.MatchesFilters(ch.row)
 		if now || ch.prev != nil && s.MatchesFilters(ch.prev) {
 			n.targets = append(n.targets, recipient{sub: s, matches: now})
@@ -197,7 +200,11 @@ func (h *Handler) publish(n *notification) {
 	for _, t := range n.targets {
 		s := t.sub
 		s.deliver(func() {
-			payload := n.parts.encode(s.ID, t.matches, s.seq.Add(1))
+			seq := s.seq.Add(1)
+			if g := h.group; g != nil {
+				g.reserveSeq(s, seq)
+			}
+			payload := n.parts.encode(s.ID, t.matches, seq)
 			h.send(h.notifyTopic(s.ConnectionID, s.ID), h.config.QoS.Notification, payload)
 		})
 	}

@@ -27,6 +27,17 @@ func (h *Handler) runSubscribe(r *request) (*result, error) {
 	o := h.order(m)
 	o.mu.Lock()
 	res := &result{release: o.mu.Unlock}
+	if h.feed != nil {
+		// Changes the feed has not handed out yet but that are committed
+		// now are in the snapshot read next: they are not notified to
+		// this subscription. (One committing between the two reads is in
+		// both: notified again, which changes nothing in a view.)
+		skip, err := h.feed.visibleAfter(r.ctx, h.feed.watermark())
+		if err != nil {
+			return res, err
+		}
+		sub.feedSkip = skip
+	}
 	if r.query != nil {
 		rows, meta, err := h.readPage(r.ctx, h.db, r.query)
 		if err != nil {
@@ -39,11 +50,19 @@ func (h *Handler) runSubscribe(r *request) (*result, error) {
 		data["records"] = records
 		res.meta = meta
 	}
+	if g := h.group; g != nil {
+		if err := g.saveSubscription(r.ctx, sub, client); err != nil {
+			return res, err
+		}
+	}
 	h.subs.add(sub)
 	client.AddSubscription(sub)
 	res.undo = func() {
 		h.subs.Unsubscribe(sub.ID)
 		client.RemoveSubscription(sub.ID)
+		if g := h.group; g != nil {
+			g.deleteSubscriptions(sub.ID)
+		}
 	}
 	r.hctx.Result = data
 	return res, nil
@@ -68,9 +87,15 @@ func (h *Handler) runUnsubscribe(r *request) (*result, error) {
 	}
 	h.subs.Unsubscribe(sub.ID)
 	client.RemoveSubscription(sub.ID)
+	if g := h.group; g != nil {
+		g.deleteSubscriptions(sub.ID)
+	}
 	res.undo = func() {
 		h.subs.add(sub)
 		client.AddSubscription(sub)
+		if g := h.group; g != nil {
+			_ = g.saveSubscription(r.ctx, sub, client)
+		}
 	}
 	r.hctx.Result = map[string]any{"subscription_id": sub.ID}
 	return res, nil

@@ -17,6 +17,8 @@ type change struct {
 	op    OperationType
 	row   any // the record after the change (the deleted record for delete)
 	prev  any // the record before an update
+	// feedID is the change's number in the change feed (0: not from the feed).
+	feedID int64
 }
 
 // runCreate inserts the record of the request's data (in the write's
@@ -122,6 +124,14 @@ func (h *Handler) commit(tx adapters.Tx, ch *change) (publish func(), err error)
 	defer o.mu.Unlock()
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", ch.model.Name, err)
+	}
+	if h.feed != nil { // the feed notifies it, as any other change
+		o.version.Add(1)
+		h.feed.nudge()
+		if h.group != nil {
+			h.group.signal()
+		}
+		return func() {}, nil
 	}
 	return h.queue(o, ch), nil
 }

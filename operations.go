@@ -104,6 +104,9 @@ type result struct {
 	change *change
 	// pong answers with a pong message instead of a response.
 	pong bool
+	// elsewhere: another member of the group ran this write already; it
+	// is neither committed nor answered here.
+	elsewhere bool
 	// replay is the kept answer of a write delivered again, sent instead
 	// of running it.
 	replay []byte

@@ -121,6 +121,18 @@ func WithTimeouts(timeouts TimeoutConfig) Option {
 	}
 }
 
+// WithChangeFeed notifies subscriptions from the database's own record of
+// changes (PostgreSQL triggers; see ChangeFeedConfig): writes made outside
+// mqttspec reach subscribers too. Zero fields keep their defaults; Enabled
+// is set.
+func WithChangeFeed(feed ChangeFeedConfig) Option {
+	return func(h *Handler) error {
+		feed.Enabled = true
+		h.config.ChangeFeed = feed
+		return nil
+	}
+}
+
 // WithLogger sends the handler's logs to logger. Without it, warnings and
 // errors (a refused connection and why, a dropped answer, a failed hook) go
 // to slog.Default() and the rest is dropped.
@@ -171,6 +183,14 @@ func (c *Config) validate() error {
 		}
 		if c.Broker.EnableAuth {
 			return fmt.Errorf("mqttspec: config: EnableAuth is for the embedded broker; an external broker authenticates its clients itself")
+		}
+		if g := c.ExternalBroker.Group; g != "" {
+			if !validClientID(g) || strings.HasPrefix(g, "$") {
+				return fmt.Errorf("mqttspec: config: group %q must be one topic level without wildcards", g)
+			}
+			if !validClientID(c.ExternalBroker.ClientID) {
+				return fmt.Errorf("mqttspec: config: a member of group %q needs a ClientID of its own (one topic level)", g)
+			}
 		}
 	default:
 		return fmt.Errorf("mqttspec: config: unknown broker mode %q", c.BrokerMode)

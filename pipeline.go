@@ -3,6 +3,7 @@ package mqttspec
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"unicode/utf8"
@@ -67,6 +68,9 @@ func (h *Handler) onRequest(m broker.Message) bool {
 	}
 	if h.selfCheckAnswer(clientID, m.Payload) {
 		return true
+	}
+	if g := h.group; g != nil && !g.serves(clientID) {
+		return true // another member's client, or this member is not serving yet
 	}
 	features := h.live.Load().features
 	if h.draining.Load() && features.Refusable {
@@ -144,6 +148,10 @@ func (h *Handler) serve(clientID string, sender *Client, payload []byte) {
 		}
 	}
 	resp, res := h.handle(ctx, client, payload)
+	if res != nil && res.elsewhere {
+		h.counters.duplicates.Add(1)
+		return
+	}
 	if res != nil && res.replay != nil {
 		h.counters.duplicates.Add(1)
 		h.send(h.responseTopic(clientID), h.config.QoS.Response, res.replay)
@@ -193,8 +201,17 @@ func (h *Handler) handle(ctx context.Context, client *Client, payload []byte) (r
 		if answer, ok := h.dedup.replay(writeKey(client, r.msg.ID), payload); ok {
 			return nil, &result{replay: answer}
 		}
+		if g := h.group; g != nil {
+			if answer, ok := g.replay(ctx, writeKey(client, r.msg.ID), payload); ok {
+				return nil, &result{replay: answer}
+			}
+		}
 	}
-	res, err = h.execute(r)
+	res, err = h.execute(r, payload)
+	if errors.Is(err, errHandledElsewhere) {
+		res.finish()
+		return nil, &result{elsewhere: true}
+	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil { // whatever failed, it failed because time ran out
 			h.logger.Debug("request failed after its deadline", "request", r.msg.ID, "error", err)
@@ -232,7 +249,7 @@ func (h *Handler) parse(ctx context.Context, client *Client, payload []byte) (*r
 // execute resolves the request's target and runs its operation between its
 // hooks; a write commits and notifies. The result is returned also with an
 // error when it holds something to release after the answer.
-func (h *Handler) execute(r *request) (*result, error) {
+func (h *Handler) execute(r *request, payload []byte) (*result, error) {
 	op := r.op
 	if err := h.resolve(r); err != nil {
 		return nil, err
@@ -272,6 +289,11 @@ func (h *Handler) execute(r *request) (*result, error) {
 		return res, hookError(err)
 	}
 	if op.writes {
+		if g := h.group; g != nil {
+			if err := g.record(r, h.answer(r, res), payload); err != nil {
+				return res, err
+			}
+		}
 		publish, err := h.commit(r.tx, res.change)
 		if err != nil {
 			return res, err

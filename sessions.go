@@ -141,11 +141,16 @@ func (h *Handler) connHookContext(c *Client) *HookContext {
 	return &HookContext{Context: h.ctx, Handler: h, Client: c, Metadata: map[string]any{"mqtt_client": c}}
 }
 
-// dropSubscriptions removes every subscription of c.
+// dropSubscriptions removes every subscription of c (in a group, from the
+// database too: c has gone).
 func (h *Handler) dropSubscriptions(c *Client) {
-	for _, id := range c.subscriptionIDs() {
+	ids := c.subscriptionIDs()
+	for _, id := range ids {
 		h.subs.Unsubscribe(id)
 		c.RemoveSubscription(id)
+	}
+	if g := h.group; g != nil {
+		g.forgetClient(c.ID)
 	}
 }
 

@@ -35,6 +35,12 @@ type Subscription struct {
 	state sync.RWMutex
 	// indexed is the equality condition the subscription is indexed by.
 	indexed *query.Condition
+	// feedSkip holds the change-feed numbers its snapshot already held
+	// (set before it is registered, read only after).
+	feedSkip map[int64]struct{}
+	// seqLimit is the last notification number reserved for it in a
+	// group's database (group.go); used in its entity's lane only.
+	seqLimit uint64
 }
 
 // MatchesFilters reports whether record (a pointer to the entity's model

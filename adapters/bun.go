@@ -74,9 +74,6 @@ func bunDialect(db *bun.DB) string {
 // DB returns the underlying Bun handle.
 func (a *BunAdapter) DB() *bun.DB { return a.bdb }
 
-// Dialect returns query.DialectSQLite, query.DialectPostgres or Bun's dialect name.
-func (a *BunAdapter) Dialect() string { return a.dialect }
-
 // Begin starts a transaction bound to ctx.
 func (a *BunAdapter) Begin(ctx context.Context) (Tx, error) {
 	tx, err := a.bdb.BeginTx(ctx, nil)

@@ -80,9 +80,6 @@ func (a *GormAdapter) DirectReads() bool { return a.direct != nil }
 // DB returns the underlying GORM handle.
 func (a *GormAdapter) DB() *gorm.DB { return a.db }
 
-// Dialect returns query.DialectSQLite, query.DialectPostgres or GORM's dialector name.
-func (a *GormAdapter) Dialect() string { return a.dialect }
-
 // Begin starts a transaction bound to ctx.
 func (a *GormAdapter) Begin(ctx context.Context) (Tx, error) {
 	tx := a.db.WithContext(ctx).Begin()

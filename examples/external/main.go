@@ -5,6 +5,13 @@
 //	MQTTSPEC_BROKER_PASSWORD=... go run ./examples/external -username mqttspec
 //	go run ./examples/external -db postgres://user:pass@127.0.0.1:5432/app
 //
+// Several instances serve one prefix together as a group: each with its
+// own -client-id, the same -group and the same PostgreSQL database (see the
+// README, "Running several instances"):
+//
+//	go run ./examples/external -group api -client-id api-1 -db postgres://...
+//	go run ./examples/external -group api -client-id api-2 -db postgres://...
+//
 // For a local try, start mosquitto 2 with this configuration
 // (mosquitto -c dev.conf):
 //
@@ -60,6 +67,7 @@ func main() {
 	clientID := flag.String("client-id", "mqttspec-example", "MQTT client id of this handler (unique per instance)")
 	username := flag.String("username", "", "username at the broker (password from $MQTTSPEC_BROKER_PASSWORD)")
 	dbPath := flag.String("db", "external.db", "SQLite database file, or a postgres:// URL")
+	group := flag.String("group", "", "group of instances sharing the work (needs a postgres:// -db)")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -68,6 +76,7 @@ func main() {
 		ClientID:  *clientID,
 		Username:  *username,
 		Password:  os.Getenv("MQTTSPEC_BROKER_PASSWORD"),
+		Group:     *group,
 	}
 	if err := run(log, cfg, *dbPath); err != nil {
 		log.Error("external example failed", "error", err)
@@ -110,7 +119,7 @@ func start(log *slog.Logger, cfg mqttspec.ExternalBrokerConfig, dbPath string) (
 	if err != nil {
 		return nil, err
 	}
-	if err := db.AutoMigrate(&User{}); err != nil {
+	if err := migrate(db); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	handler, err := mqttspec.NewHandlerWithGORM(db,
@@ -133,8 +142,23 @@ func start(log *slog.Logger, cfg mqttspec.ExternalBrokerConfig, dbPath string) (
 		return nil, err
 	}
 	log.Info("serving public.users", "broker", cfg.BrokerURL, "client_id", cfg.ClientID, "db", redact(dbPath),
-		"request_topic", "spec/{client_id}/request")
+		"request_topic", "spec/{client_id}/request", "group", cfg.Group, "members", handler.GroupMembers())
 	return handler, nil
+}
+
+// migrate creates the table. On PostgreSQL it does so under a transaction
+// lock, so that instances of a group starting at once do not race to
+// create the same table.
+func migrate(db *gorm.DB) error {
+	if db.Dialector.Name() != "postgres" {
+		return db.AutoMigrate(&User{})
+	}
+	return db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(72616804)").Error; err != nil {
+			return err
+		}
+		return tx.AutoMigrate(&User{})
+	})
 }
 
 // redact hides the password of a database URL in logs.

@@ -53,6 +53,22 @@ type Config struct {
 	// PublishTimeout bounds a publish's wait for paho's queue and the
 	// broker's acknowledgement (which is only logged).
 	PublishTimeout time.Duration
+	// Will, when set, is published by the broker for this connection when
+	// it ends without a DISCONNECT (a crash, a lost network).
+	Will *Will
+	// OnConnect, when set, runs after every successful connect, before the
+	// remembered subscriptions are restored (so that what the broker sends
+	// on them, retained messages included, arrives after it), in its own
+	// goroutine.
+	OnConnect func()
+}
+
+// Will is a connection's last will.
+type Will struct {
+	Topic    string
+	Payload  []byte
+	QoS      byte
+	Retained bool
 }
 
 const (
@@ -257,6 +273,9 @@ func (b *Client) options() *mqtt.ClientOptions {
 	if b.config.TLSConfig != nil {
 		o.SetTLSConfig(b.config.TLSConfig)
 	}
+	if w := b.config.Will; w != nil {
+		o.SetBinaryWill(w.Topic, w.Payload, w.QoS, w.Retained)
+	}
 	return o
 }
 
@@ -270,6 +289,9 @@ func (b *Client) onConnect(c mqtt.Client) {
 		filters[f] = s.qos
 	}
 	b.subMu.Unlock()
+	if fn := b.config.OnConnect; fn != nil {
+		fn()
+	}
 	if len(filters) == 0 {
 		return
 	}
@@ -450,6 +472,24 @@ func (b *Client) Publish(topic string, qos byte, payload []byte) error {
 	case watch <- externalPublish{tok: tok, topic: topic, deadline: time.Now().Add(b.publishTimeout)}:
 	default:
 		b.logger.Debug("publish watcher is behind; not checking this publish", "topic", topic)
+	}
+	return nil
+}
+
+// PublishRetained publishes a retained message (an empty payload clears
+// the topic's retained message) and waits up to the publish timeout for
+// the broker to take it.
+func (b *Client) PublishRetained(topic string, qos byte, payload []byte) error {
+	c := b.pahoClient()
+	if c == nil || !c.IsConnectionOpen() {
+		return fmt.Errorf("mqttspec: external broker: publish %s: %w", topic, ErrNotConnected)
+	}
+	tok := c.Publish(topic, qos, true, payload)
+	if !tok.WaitTimeout(b.publishTimeout) {
+		return fmt.Errorf("mqttspec: external broker: publish %s: not acknowledged within %s", topic, b.publishTimeout)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("mqttspec: external broker: publish %s: %w", topic, err)
 	}
 	return nil
 }

@@ -1,0 +1,388 @@
+package mqttspec_test
+
+// End-to-end tests of a group of handler instances (ExternalBrokerConfig.
+// Group) on one prefix: on mosquitto, and on a three-node NATS cluster
+// (MQTT without shared subscriptions), with PostgreSQL as the shared
+// database.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/stretchr/testify/require"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/mqttspec/mqttspec"
+	"github.com/mqttspec/mqttspec/internal/mqtttest"
+	"github.com/mqttspec/mqttspec/internal/testbroker"
+	"github.com/mqttspec/mqttspec/internal/testdb"
+)
+
+// groupEngine is where a group's members and its clients connect.
+type groupEngine struct {
+	name    string
+	members []string // broker URL of member i (cycled)
+	clients string   // broker URL of the clients
+	group   string   // the group's name
+
+	username, password string // the members' login, if the broker wants one
+}
+
+// TestGroup runs each scenario with three members on mosquitto and on a
+// three-node NATS cluster whose clients connect to node 1 and members to
+// nodes 2 and 3 (one broker per engine for all scenarios: a NATS cluster
+// takes seconds to be ready).
+func TestGroup(t *testing.T) {
+	scenarios := []struct {
+		name string
+		run  func(t *testing.T, e groupEngine)
+	}{
+		{"EachRequestOnceInOrder", groupServesEachRequestOnceInOrder},
+		{"ChangesFromEveryMemberAndFromSQL", groupNotifiesChangesFromEveryMemberAndFromSQL},
+		{"VanishedClientLosesItsSubscriptions", groupForgetsVanishedClient},
+		{"WriteRepeatedAfterItsMemberLeft", groupReplaysWriteAfterMemberLeft},
+	}
+	for _, engine := range []string{"mosquitto", "nats"} {
+		t.Run(engine, func(t *testing.T) {
+			var e groupEngine
+			if engine == "mosquitto" {
+				url := testbroker.Mosquitto(t)
+				e = groupEngine{name: "mosquitto", members: []string{url}, clients: url}
+			} else {
+				urls := testbroker.NATSCluster(t, 3)
+				e = groupEngine{name: "nats", members: urls[1:], clients: urls[0]}
+			}
+			for i, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					e := e
+					e.group = fmt.Sprintf("g%d", i)
+					e.name = fmt.Sprintf("%s-%d", engine, i)
+					sc.run(t, e)
+				})
+			}
+		})
+	}
+}
+
+// openPostgres opens a fresh PostgreSQL database with the test models.
+func openPostgres(t testing.TB, dsn string) *gorm.DB {
+	t.Helper()
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	require.NoError(t, err)
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	return db
+}
+
+// startGroup starts n members of group "g" on e, sharing the database of
+// dsn, and waits until each sees all of them.
+func startGroup(t *testing.T, e groupEngine, dsn string, n int) []*mqttspec.Handler {
+	t.Helper()
+	migrate := openPostgres(t, dsn)
+	require.NoError(t, migrate.AutoMigrate(&User{}, &Note{}))
+	members := make([]*mqttspec.Handler, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		h, err := mqttspec.NewHandlerWithGORM(openPostgres(t, dsn),
+			mqttspec.WithExternalBroker(mqttspec.ExternalBrokerConfig{
+				BrokerURL: e.members[i%len(e.members)], ClientID: fmt.Sprintf("%s-member-%d", e.name, i+1),
+				Group: e.group, GroupSettle: 300 * time.Millisecond, ConnectTimeout: mqtttest.Wait,
+				Username: e.username, Password: e.password,
+			}),
+			mqttspec.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		require.NoError(t, err)
+		require.NoError(t, h.Registry().RegisterModel("public.users", &User{}))
+		require.NoError(t, h.Registry().RegisterModel("public.notes", &Note{}))
+		members[i] = h
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = h.Start() }()
+	}
+	wg.Wait()
+	for i, h := range members {
+		require.NoError(t, errs[i], "start member %d", i+1)
+		t.Cleanup(func() { require.NoError(t, h.Shutdown()) })
+	}
+	mqtttest.Eventually(t, func() bool {
+		for _, h := range members {
+			if len(h.GroupMembers()) != n {
+				return false
+			}
+		}
+		return true
+	}, "every member sees the whole group")
+	return members
+}
+
+// servedBy returns the index of the member that serves clientID, waiting
+// until exactly one does (a member serves once it has settled).
+func servedBy(t *testing.T, members []*mqttspec.Handler, clientID string) int {
+	t.Helper()
+	owner := -1
+	mqtttest.Eventually(t, func() bool {
+		owner, n := -1, 0
+		for i, h := range members {
+			if mqttspec.ServesClient(h, clientID) {
+				owner, n = i, n+1
+			}
+		}
+		return n == 1 && owner >= 0
+	}, "one member serves "+clientID)
+	for i, h := range members {
+		if mqttspec.ServesClient(h, clientID) {
+			owner = i
+		}
+	}
+	return owner
+}
+
+// clientServedBy returns a client id served by member want.
+func clientServedBy(t *testing.T, members []*mqttspec.Handler, prefix string, want int) string {
+	t.Helper()
+	for i := range 1000 {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		if servedBy(t, members, id) == want {
+			return id
+		}
+	}
+	t.Fatalf("no client id served by member %d", want+1)
+	return ""
+}
+
+func groupServesEachRequestOnceInOrder(t *testing.T, e groupEngine) {
+	{
+		dsn := testdb.PostgresDSN(t)
+		members := startGroup(t, e, dsn, 3)
+		const clients, perClient, window = 10, 30, 6
+		owners := map[int]int{}
+		var wg sync.WaitGroup
+		results := make([][]map[string]any, clients)
+		conns := make([]*mqtttest.Client, clients)
+		for c := range clients {
+			id := fmt.Sprintf("%s-device-%d", e.name, c)
+			owners[servedBy(t, members, id)]++
+			conns[c] = mqtttest.Connect(t, e.clients, id)
+		}
+		require.Len(t, owners, 3, "the clients are spread over the members: %v", owners)
+		for c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cl := conns[c]
+				pending := make([]chan map[string]any, 0, perClient)
+				for k := range perClient {
+					msg := mqtttest.Req("create", "users", map[string]any{
+						"id": fmt.Sprintf("%s-%d", cl.ID, k), "data": map[string]any{"name": fmt.Sprintf("%s/%d", cl.ID, k), "age": k},
+					})
+					raw, _ := json.Marshal(msg)
+					pending = append(pending, cl.Send(msg["id"].(string), raw))
+					if len(pending) >= window {
+						results[c] = append(results[c], cl.Await(pending[0]))
+						pending = pending[1:]
+					}
+				}
+				for _, p := range pending {
+					results[c] = append(results[c], cl.Await(p))
+				}
+			}()
+		}
+		wg.Wait()
+		db := openPostgres(t, dsn)
+		for c := range clients {
+			cl := conns[c]
+			var lastID float64
+			for k, resp := range results[c] {
+				require.Equal(t, fmt.Sprintf("%s-%d", cl.ID, k), resp["id"])
+				rec := mqtttest.OK(t, resp).(map[string]any)
+				id := rec["id"].(float64)
+				require.Greater(t, id, lastID, "%s: request %d ran before an earlier one", cl.ID, k)
+				lastID = id
+			}
+			// A ping answered after every create: no answer came twice, none
+			// without a request.
+			mqtttest.OK(t, map[string]any{"success": cl.Request(map[string]any{"type": "ping"})["type"] == "pong"})
+			mqtttest.Nothing(t, cl.Orphans, "stray answer for "+cl.ID)
+			var n int64
+			require.NoError(t, db.Model(&User{}).Where("name LIKE ?", cl.ID+"/%").Count(&n).Error)
+			require.Equal(t, int64(perClient), n, "%s: every create ran once", cl.ID)
+		}
+	}
+}
+
+func groupNotifiesChangesFromEveryMemberAndFromSQL(t *testing.T, e groupEngine) {
+	{
+		dsn := testdb.PostgresDSN(t)
+		members := startGroup(t, e, dsn, 3)
+		subID := clientServedBy(t, members, e.name+"-watcher", 0)
+		writerID := clientServedBy(t, members, e.name+"-writer", 1)
+		watcher := mqtttest.Connect(t, e.clients, subID)
+		writer := mqtttest.Connect(t, e.clients, writerID)
+		db := openPostgres(t, dsn)
+		require.NoError(t, db.Create(&User{Name: "before", Status: "active"}).Error)
+
+		data := mqtttest.OK(t, watcher.Request(map[string]any{
+			"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "users",
+			"options": map[string]any{"snapshot": true, "filters": []any{map[string]any{"column": "status", "operator": "eq", "value": "active"}}},
+		})).(map[string]any)
+		require.Len(t, data["records"], 1)
+
+		// A write through another member.
+		created := mqtttest.OK(t, writer.Request(mqtttest.Req("create", "users", map[string]any{
+			"data": map[string]any{"name": "Ada", "status": "active"}}))).(map[string]any)
+		n := watcher.NextNote()
+		require.Equal(t, "create", n["operation"])
+		require.Equal(t, float64(1), n["seq"])
+		require.Equal(t, "Ada", n["data"].(map[string]any)["name"])
+
+		// Writes made with plain SQL, outside mqttspec.
+		id := uint(created["id"].(float64))
+		require.NoError(t, db.Exec("UPDATE users SET name = 'Ada L.' WHERE id = ?", id).Error)
+		n = watcher.NextNote()
+		require.Equal(t, "update", n["operation"])
+		require.Equal(t, float64(2), n["seq"])
+		require.Equal(t, "Ada L.", n["data"].(map[string]any)["name"])
+		require.Equal(t, "Ada", n["previous"].(map[string]any)["name"])
+		require.NoError(t, db.Exec("INSERT INTO users (name, status) VALUES ('elsewhere', 'inactive')").Error)
+		require.NoError(t, db.Exec("DELETE FROM users WHERE id = ?", id).Error)
+		n = watcher.NextNote()
+		require.Equal(t, "delete", n["operation"], "the inactive insert matches nothing: %v", n)
+		require.Equal(t, float64(3), n["seq"])
+		mqtttest.Nothing(t, watcher.Notes, "notification")
+	}
+}
+
+// TestGroupUnderTheDocumentedACL runs a group on mosquitto with the
+// README's configuration and ACL: the members find each other and serve a
+// client; a client that publishes a fake presence message (which would
+// take clients away from the real members) is refused by the broker.
+func TestGroupUnderTheDocumentedACL(t *testing.T) {
+	const handlerPass, alicePass, malloryPass = "handler-secret", "alice-secret", "mallory-secret"
+	passwd := extPasswordFile(t, "mqttspec", handlerPass, "alice", alicePass, "mallory", malloryPass)
+	broker := testbroker.NewMosquitto(t, extExampleConfig(t, passwd))
+	e := groupEngine{name: "acl", members: []string{broker.URL}, clients: broker.URL, group: "gacl",
+		username: "mqttspec", password: handlerPass}
+	members := startGroup(t, e, testdb.PostgresDSN(t), 2)
+
+	mallory := mqtttest.MustDialRaw(t, broker.URL, "evil", mqtttest.Credentials("mallory", malloryPass))
+	tok := mallory.Client.Publish("spec/$group/gacl/members/evil", 1, true, `{"member":"evil"}`)
+	tok.WaitTimeout(mqtttest.Wait) // mosquitto acknowledges, drops it and may close the connection
+
+	// The retained presence messages are the members' and nobody else's.
+	inspector := mqtttest.MustDialRaw(t, broker.URL, "acl-member-inspect", mqtttest.Credentials("mqttspec", handlerPass))
+	inspector.Subscribe("spec/$group/gacl/members/+", "spec/$group/gacl/marker")
+	require.NoError(t, inspector.Publish("spec/$group/gacl/marker", 1, "end"))
+	var present []string
+	for {
+		m := mqtttest.Recv(t, inspector.Msgs, "retained presence")
+		if m.Topic == "spec/$group/gacl/marker" {
+			break
+		}
+		if m.Payload != "" {
+			present = append(present, m.Topic[strings.LastIndexByte(m.Topic, '/')+1:])
+		}
+	}
+	slices.Sort(present)
+	require.Equal(t, []string{"acl-member-1", "acl-member-2"}, present)
+	for _, h := range members {
+		require.Equal(t, []string{"acl-member-1", "acl-member-2"}, h.GroupMembers())
+	}
+
+	// A client works through the group.
+	alice := mqtttest.Connect(t, broker.URL, "alice-phone", mqtttest.Credentials("alice", alicePass))
+	servedBy(t, members, "alice-phone")
+	mqtttest.OK(t, alice.Request(mqtttest.Req("create", "users", map[string]any{"data": map[string]any{"name": "Alice"}})))
+}
+
+// groupForgetsVanishedClient: a client whose connection drops (its will
+// says "disconnect") loses its subscriptions, in the database too; one
+// without a will keeps them (nobody can tell it has gone).
+func groupForgetsVanishedClient(t *testing.T, e groupEngine) {
+	dsn := testdb.PostgresDSN(t)
+	members := startGroup(t, e, dsn, 3)
+	db := openPostgres(t, dsn)
+	stored := func(clientID string) int64 {
+		var n int64
+		require.NoError(t, db.Table("mqttspec_subscriptions").Where("client_id = ?", clientID).Count(&n).Error)
+		return n
+	}
+	subscribeRaw := func(id string, will bool) *mqtttest.Raw {
+		t.Helper()
+		servedBy(t, members, id)
+		c := mqtttest.DialRawTCP(t, strings.TrimPrefix(e.clients, "tcp://"))
+		pk := mqtttest.ConnectPacket(id)
+		if will {
+			pk.Connect.WillFlag, pk.Connect.WillQos = true, 1
+			pk.Connect.WillTopic, pk.Connect.WillPayload = "spec/"+id+"/request", []byte(`{"type":"disconnect"}`)
+		}
+		c.MustConnect(pk)
+		require.Equal(t, byte(1), c.Subscribe("spec/"+id+"/response", 1))
+		require.NoError(t, c.Write(mqtttest.PublishPacket("spec/"+id+"/request", 1, 7, false,
+			[]byte(`{"id":"s","type":"subscription","operation":"subscribe","schema":"public","entity":"users"}`))))
+		for {
+			pk, _ := c.Expect(packets.Publish)
+			if pk.TopicName == "spec/"+id+"/response" {
+				require.Contains(t, string(pk.Payload), `"success":true`)
+				return c
+			}
+		}
+	}
+	withWill := subscribeRaw(e.name+"-dev-will", true)
+	withoutWill := subscribeRaw(e.name+"-dev-plain", false)
+	require.Equal(t, int64(1), stored(e.name+"-dev-will"))
+	require.Equal(t, int64(1), stored(e.name+"-dev-plain"))
+
+	withWill.Reset() // the connection drops: the broker publishes the will
+	withoutWill.Reset()
+	start := time.Now()
+	mqtttest.Eventually(t, func() bool { return stored(e.name+"-dev-will") == 0 }, "the vanished client's subscription is removed")
+	t.Logf("%s: subscription of a vanished client removed after %s", e.name, time.Since(start))
+	total := 0
+	for _, h := range members {
+		total += h.Subscriptions().Count()
+	}
+	require.Equal(t, 1, total, "only the client without a will still has its subscription")
+	require.Equal(t, int64(1), stored(e.name+"-dev-plain"), "without a will nobody can know")
+}
+
+// groupReplaysWriteAfterMemberLeft: a write whose answer was lost is sent
+// again after its member left the group; the member that takes the client
+// over answers it from the database instead of running it again.
+func groupReplaysWriteAfterMemberLeft(t *testing.T, e groupEngine) {
+	dsn := testdb.PostgresDSN(t)
+	members := startGroup(t, e, dsn, 3)
+	id := clientServedBy(t, members, e.name+"-retrier", 0)
+	c := mqtttest.Connect(t, e.clients, id)
+	msg := mqtttest.Req("create", "users", map[string]any{"id": "w-1", "data": map[string]any{"name": "once"}})
+	first := mqtttest.OK(t, c.Request(msg)).(map[string]any)
+
+	require.NoError(t, members[0].Shutdown())
+	mqtttest.Eventually(t, func() bool {
+		return len(members[1].GroupMembers()) == 2 && len(members[2].GroupMembers()) == 2
+	}, "the others see the member leave")
+	again := servedBy(t, members[1:], id)
+
+	// Same id, same payload: the answer of the first run.
+	second := mqtttest.OK(t, c.Request(msg)).(map[string]any)
+	require.Equal(t, first, second)
+	require.Equal(t, uint64(1), members[1+again].Stats().Duplicates)
+	db := openPostgres(t, dsn)
+	var n int64
+	require.NoError(t, db.Model(&User{}).Where("name = ?", "once").Count(&n).Error)
+	require.Equal(t, int64(1), n, "the write ran once")
+
+	// Control: a new id is a new write.
+	mqtttest.OK(t, c.Request(mqtttest.Req("create", "users", map[string]any{"id": "w-2", "data": map[string]any{"name": "once"}})))
+	require.NoError(t, db.Model(&User{}).Where("name = ?", "once").Count(&n).Error)
+	require.Equal(t, int64(2), n)
+}
