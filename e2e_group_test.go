@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -385,4 +387,64 @@ func groupReplaysWriteAfterMemberLeft(t *testing.T, e groupEngine) {
 	mqtttest.OK(t, c.Request(mqtttest.Req("create", "users", map[string]any{"id": "w-2", "data": map[string]any{"name": "once"}})))
 	require.NoError(t, db.Model(&User{}).Where("name = ?", "once").Count(&n).Error)
 	require.Equal(t, int64(2), n)
+}
+
+// TestGroupStartFailsWithoutGroupRights: a member whose ACL lacks the
+// group's topics would serve every client alone, beside the others; Start
+// says so instead. The control is TestGroupUnderTheDocumentedACL.
+func TestGroupStartFailsWithoutGroupRights(t *testing.T) {
+	const handlerPass = "handler-secret"
+	passwd := extPasswordFile(t, "mqttspec", handlerPass)
+	acl, err := os.ReadFile(filepath.Join(extExampleDir, "mqttspec.acl"))
+	require.NoError(t, err)
+	require.Contains(t, string(acl), "topic readwrite spec/$group/#\n")
+	narrow := filepath.Join(t.TempDir(), "narrow.acl")
+	require.NoError(t, os.WriteFile(narrow, []byte(strings.Replace(string(acl), "topic readwrite spec/$group/#\n", "", 1)), 0o644))
+	conf := strings.Replace(extExampleConfig(t, passwd), "acl_file ", "acl_file "+narrow+"\n#", 1)
+	broker := testbroker.NewMosquitto(t, conf)
+
+	db := openPostgres(t, testdb.PostgresDSN(t))
+	require.NoError(t, db.AutoMigrate(&User{}))
+	h, err := mqttspec.NewHandlerWithGORM(db, mqttspec.WithExternalBroker(mqttspec.ExternalBrokerConfig{
+		BrokerURL: broker.URL, ClientID: "narrow-1", Group: "g", Username: "mqttspec", Password: handlerPass,
+		ConnectTimeout: 3 * time.Second,
+	}), mqttspec.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	require.NoError(t, h.Registry().RegisterModel("public.users", &User{}))
+	err = h.Start()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "spec/$group/g/#")
+	require.NoError(t, h.Shutdown())
+}
+
+// TestGroupRejoinsAfterBrokerRestart: the broker crashes and comes back
+// having forgotten everything (no persistence, so no retained presence
+// either) while one member stops (its leaving cannot reach the broker, and
+// its will died with the broker). The others reconnect, announce themselves again, forget the
+// member nobody announces any more, and serve all clients between them.
+func TestGroupRejoinsAfterBrokerRestart(t *testing.T) {
+	broker := testbroker.NewMosquitto(t, "")
+	e := groupEngine{name: "restart", members: []string{broker.URL}, clients: broker.URL, group: "grestart"}
+	members := startGroup(t, e, testdb.PostgresDSN(t), 3)
+	broker.Kill()
+	_ = members[2].Shutdown() // cannot say goodbye: the broker is down
+	broker.Start()
+	mqtttest.Eventually(t, func() bool {
+		for _, h := range members[:2] {
+			if len(h.GroupMembers()) != 2 || !h.Broker().IsConnected() {
+				return false
+			}
+		}
+		return true
+	}, "both remaining members back and seeing only each other")
+	for i := range 2 {
+		id := clientServedBy(t, members[:2], "restart-client", i)
+		c := mqtttest.Connect(t, broker.URL, id)
+		mqtttest.OK(t, c.Request(mqtttest.Req("create", "users", map[string]any{"data": map[string]any{"name": id}})))
+	}
+	// The client ids the stopped member served are served too.
+	for k := range 20 {
+		id := fmt.Sprintf("restart-any-%d", k)
+		servedBy(t, members[:2], id)
+	}
 }

@@ -1,4 +1,6 @@
 package mqttspec
 
 // ServesClient reports whether h, a member of a group, serves clientID now.
-func ServesClient(h *Handler, clientID string) bool { return h.group != nil && h.group.serves(clientID) }
+func ServesClient(h *Handler, clientID string) bool {
+	return h.group != nil && h.group.serves(clientID)
+}

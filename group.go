@@ -69,13 +69,20 @@ type groupMember struct {
 	// came back, GroupSettle before).
 	readyAt atomic.Int64
 	kick    chan struct{}
+	// heard is closed when this member first receives its own presence:
+	// the broker lets it publish and read the group's topics.
+	heard     chan struct{}
+	heardOnce sync.Once
+	// started is set once start has announced this member: connects
+	// before that (the first) announce nothing themselves.
+	started atomic.Bool
 	mu      sync.Mutex // serialises rebalance
 }
 
 func newGroupMember(h *Handler) *groupMember {
 	c := h.config.ExternalBroker
 	g := &groupMember{h: h, name: c.Group, members: group.New(c.ClientID),
-		base: h.config.Topics.Prefix + "/$group/" + c.Group, kick: make(chan struct{}, 1)}
+		base: h.config.Topics.Prefix + "/$group/" + c.Group, kick: make(chan struct{}, 1), heard: make(chan struct{})}
 	g.db, _ = h.db.(adapters.RawSQL)
 	g.readyAt.Store(time.Now().Add(c.GroupSettle).UnixNano())
 	return g
@@ -89,9 +96,11 @@ func (g *groupMember) will() *paho.Will {
 	return &paho.Will{Topic: g.presenceTopic(g.members.Self()), QoS: 1, Retained: true}
 }
 
-// start subscribes to the group's topics, announces this member and begins
-// serving once GroupSettle has passed.
-func (g *groupMember) start(t transport) error {
+// start subscribes to the group's topics, announces this member, checks
+// that its own presence comes back (a broker whose ACL does not let it use
+// the group's topics would leave it alone, serving every client next to
+// the others), and begins serving once GroupSettle has passed.
+func (g *groupMember) start(ctx context.Context, t transport) error {
 	if err := t.Subscribe(g.base+"/members/+", 1, g.onPresence); err != nil {
 		return fmt.Errorf("subscribe to group %s: %w", g.name, err)
 	}
@@ -105,6 +114,14 @@ func (g *groupMember) start(t transport) error {
 	}
 	if err := g.announce(); err != nil {
 		return fmt.Errorf("join group %s: %w", g.name, err)
+	}
+	g.started.Store(true)
+	select {
+	case <-g.heard:
+	case <-ctx.Done():
+		return fmt.Errorf("join group %s: this member's presence on %s did not come back: "+
+			"the broker must let the handlers publish and subscribe to %s/# (with retained messages)",
+			g.name, g.presenceTopic(g.members.Self()), g.base)
 	}
 	go g.rebalancer()
 	g.settleThenRebalance()
@@ -143,7 +160,7 @@ func (g *groupMember) leave() {
 // reconnected runs after every connect of the edge: a member back from a
 // lost connection was given up by the others (its will) and joins again.
 func (g *groupMember) reconnected() {
-	if g.h.live.Load() == nil { // the first connect: start announces
+	if !g.started.Load() { // the first connect: start announces
 		return
 	}
 	g.readyAt.Store(time.Now().Add(g.h.config.ExternalBroker.GroupSettle).UnixNano())
@@ -164,6 +181,9 @@ func (g *groupMember) settleThenRebalance() {
 func (g *groupMember) onPresence(m broker.Message) bool {
 	id := m.Topic[strings.LastIndexByte(m.Topic, '/')+1:]
 	if id == g.members.Self() {
+		if len(m.Payload) > 0 {
+			g.heardOnce.Do(func() { close(g.heard) })
+		}
 		if len(m.Payload) == 0 && g.h.ctx.Err() == nil && !g.h.draining.Load() {
 			// An earlier connection's will, arriving after this one announced.
 			go func() { _ = g.announce() }()

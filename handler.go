@@ -252,7 +252,7 @@ func (h *Handler) Start() error {
 		}
 	}
 	if g := h.group; g != nil {
-		if err := g.start(t); err != nil {
+		if err := g.start(ctx, t); err != nil {
 			_ = t.Stop(context.Background())
 			h.live.Store(nil)
 			return fmt.Errorf("mqttspec: start %s broker: %w", h.config.BrokerMode, err)

@@ -180,6 +180,19 @@ func (b *Broker) Stop() {
 	b.cmd = nil
 }
 
+// Kill ends mosquitto with SIGKILL (a crash: no will is published, nothing
+// is saved) and waits for it to exit.
+func (b *Broker) Kill() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return
+	}
+	_ = b.cmd.Process.Kill()
+	<-b.exit
+	b.cmd = nil
+}
+
 // PID returns the process id of the running mosquitto, or 0.
 func (b *Broker) PID() int {
 	b.mu.Lock()

@@ -56,7 +56,8 @@ type Config struct {
 	// Will, when set, is published by the broker for this connection when
 	// it ends without a DISCONNECT (a crash, a lost network).
 	Will *Will
-	// OnConnect, when set, runs after every successful connect, before the
+	// OnConnect, when set, runs after every successful reconnect (not the
+	// first connect, which Start reports), before the
 	// remembered subscriptions are restored (so that what the broker sends
 	// on them, retained messages included, arrives after it), in its own
 	// goroutine.
@@ -121,6 +122,7 @@ type Client struct {
 	pending []mqtt.Message // messages that matched no subscription yet
 
 	reconnects atomic.Int64 // attempts since the last successful connect
+	connects   atomic.Int64 // successful connects seen by onConnect
 	gaveUp     atomic.Bool
 }
 
@@ -289,7 +291,7 @@ func (b *Client) onConnect(c mqtt.Client) {
 		filters[f] = s.qos
 	}
 	b.subMu.Unlock()
-	if fn := b.config.OnConnect; fn != nil {
+	if fn := b.config.OnConnect; fn != nil && b.connects.Add(1) > 1 {
 		fn()
 	}
 	if len(filters) == 0 {
