@@ -274,6 +274,16 @@ func (f *feed) deliver(ctx context.Context, r feedRow) {
 		if s := pgSchema(m); s != "" && s != r.TableSchema {
 			continue
 		}
+		o := f.h.order(m)
+		o.mu.Lock()
+		if f.h.subs.CountForEntity(m.Schema, m.Entity) == 0 {
+			// Nobody here to notify: no need to read the records. (A
+			// subscription made later takes its snapshot after this.)
+			o.version.Add(1)
+			o.mu.Unlock()
+			continue
+		}
+		o.mu.Unlock()
 		ch := &change{model: m, feedID: r.ID}
 		var err error
 		switch r.Op {
@@ -295,7 +305,6 @@ func (f *feed) deliver(ctx context.Context, r feedRow) {
 			f.h.logger.Error("change feed: cannot read a change", "entity", m.Name, "change", r.ID, "error", errOr(err, "no record"))
 			continue
 		}
-		o := f.h.order(m)
 		o.mu.Lock()
 		publish := f.h.queue(o, ch)
 		o.mu.Unlock()

@@ -203,9 +203,11 @@ func (g *groupMember) onPresence(m broker.Message) bool {
 	return true
 }
 
-// serves reports whether this member runs the requests of clientID.
+// serves reports whether this member runs the requests of clientID. The
+// members' own ids are nobody's clients: their start-up self-checks are
+// answered by themselves only.
 func (g *groupMember) serves(clientID string) bool {
-	return time.Now().UnixNano() >= g.readyAt.Load() && g.members.Owns(clientID)
+	return time.Now().UnixNano() >= g.readyAt.Load() && g.members.Owns(clientID) && !g.members.Has(clientID)
 }
 
 func (g *groupMember) rebalanceNow() {

@@ -320,6 +320,12 @@ func (h *Handler) Shutdown() error {
 		h.group.leave()
 	}
 	h.cancel() // aborts database work still running
+	if h.feed != nil {
+		select { // its last notifications go out before the connection closes
+		case <-h.feed.done:
+		case <-ctx.Done():
+		}
+	}
 	if err := t.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop broker: %w", err))
 	}

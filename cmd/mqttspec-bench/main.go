@@ -26,16 +26,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/mqttspec/mqttspec/internal/testbroker"
+	"github.com/mqttspec/mqttspec/internal/testdb"
 )
 
 func main() {
@@ -61,6 +64,8 @@ type options struct {
 	rows             int
 	jsonPath         string
 	cpuprofile       string
+	groups           []int    // members per group run (external, PostgreSQL)
+	groupScenarios   []string // loads of the group runs
 }
 
 func parseFlags() options {
@@ -75,6 +80,9 @@ func parseFlags() options {
 	flag.IntVar(&o.rows, "rows", 10000, "users stored before the load")
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the embedded library's process here")
+	var groups, groupScen string
+	flag.StringVar(&groups, "group", "", "members of each group run on mosquitto and PostgreSQL, e.g. 1,2,3 (\"\" for none)")
+	flag.StringVar(&groupScen, "group-scenarios", "read,create", "loads of the group runs")
 	flag.Parse()
 	split := func(s string) []string {
 		if s == "" {
@@ -83,6 +91,15 @@ func parseFlags() options {
 		return strings.Split(s, ",")
 	}
 	o.scenarios, o.qos, o.external = split(scen), split(qos), split(ext)
+	o.groupScenarios = split(groupScen)
+	for _, g := range split(groups) {
+		var n int
+		if _, err := fmt.Sscan(g, &n); err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "mqttspec-bench: -group %q: want counts of members\n", groups)
+			os.Exit(2)
+		}
+		o.groups = append(o.groups, n)
+	}
 	return o
 }
 
@@ -150,7 +167,9 @@ func run() error {
 	embT := &target{name: "embedded", addr: embSrv.addr, prefix: "spec", procs: map[string]int{"server": embSrv.pid(), "load": self}, library: true, srv: embSrv}
 
 	var pahoT, extT *target
-	if len(o.external) > 0 {
+	var mosqURL string
+	var mosqPID int
+	if len(o.external) > 0 || len(o.groups) > 0 {
 		dir, err := os.MkdirTemp("", "mqttspec-bench-mosquitto-")
 		if err != nil {
 			return err
@@ -167,12 +186,15 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			extSrv, err := start("external", "external", "-broker", mosq.URL, "-rows", rows)
-			if err != nil {
-				return err
-			}
 			pahoT = &target{name: "paho-echo", addr: mosq.Addr, prefix: "echo", procs: map[string]int{"server": pahoSrv.pid(), "broker": mosq.PID(), "load": self}}
-			extT = &target{name: "external", addr: mosq.Addr, prefix: "spec", procs: map[string]int{"server": extSrv.pid(), "broker": mosq.PID(), "load": self}, library: true, srv: extSrv}
+			if len(o.external) > 0 { // not beside a group: both would answer spec/+/request
+				extSrv, err := start("external", "external", "-broker", mosq.URL, "-rows", rows)
+				if err != nil {
+					return err
+				}
+				extT = &target{name: "external", addr: mosq.Addr, prefix: "spec", procs: map[string]int{"server": extSrv.pid(), "broker": mosq.PID(), "load": self}, library: true, srv: extSrv}
+			}
+			mosqURL, mosqPID = mosq.URL, mosq.PID()
 		}
 	}
 
@@ -213,6 +235,29 @@ func run() error {
 			}
 		}
 	}
+	if len(o.groups) > 0 && pahoT == nil {
+		fmt.Fprintln(os.Stderr, "mqttspec-bench: no group runs without mosquitto")
+		o.groups = nil
+	}
+	if len(o.groups) > 0 {
+		defer testdb.StopPostgres()
+	}
+	for _, n := range o.groups {
+		t, stop, err := startGroup(ctx, n, mosqURL, mosqPID, o.rows, self)
+		if err != nil {
+			return err
+		}
+		for _, q := range o.qos {
+			qos := byte(q[0] - '0')
+			for _, name := range o.groupScenarios {
+				if err := pair(name, qos, pahoT, t); err != nil {
+					stop()
+					return err
+				}
+			}
+		}
+		stop()
+	}
 	fmt.Println()
 	printTable(results)
 	if o.jsonPath != "" {
@@ -223,6 +268,46 @@ func run() error {
 		return os.WriteFile(o.jsonPath, append(b, '\n'), 0o644)
 	}
 	return nil
+}
+
+// startGroup starts n members of a group on the broker at brokerURL, on a
+// new PostgreSQL database, and returns them as one target.
+func startGroup(ctx context.Context, n int, brokerURL string, brokerPID, rows, self int) (*target, func(), error) {
+	dsn, err := testdb.LaunchPostgres(fmt.Sprintf("mqttspec_bench_%d_group_%d", self, n))
+	if err != nil {
+		return nil, nil, err
+	}
+	name := fmt.Sprintf("group-%d", n)
+	t := &target{name: name, prefix: "spec", procs: map[string]int{"broker": brokerPID, "load": self}, library: true}
+	t.addr = strings.TrimPrefix(brokerURL, "tcp://")
+	srvs := make([]*server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srvs[i], errs[i] = startServer(ctx, fmt.Sprintf("%s-member-%d", name, i+1), "external", "-broker", brokerURL,
+				"-dsn", dsn, "-group", name, "-member", fmt.Sprintf("%s-member-%d", name, i+1), "-members", fmt.Sprint(n), "-rows", fmt.Sprint(rows))
+		}()
+	}
+	wg.Wait()
+	stop := func() {
+		for _, s := range srvs {
+			if s != nil {
+				s.stop()
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	for i, s := range srvs {
+		t.procs[fmt.Sprintf("server%d", i+1)] = s.pid()
+	}
+	t.srv = srvs[0]
+	return t, stop, nil
 }
 
 // measurePair runs sc against the ceiling and the library o.runs times
@@ -291,6 +376,9 @@ func measure(ctx context.Context, o options, sc scenario, qos byte, t *target) (
 	for name := range t.procs {
 		if st.answers > 0 {
 			r.CPU[name] = float64((after[name] - before[name]).Microseconds()) / float64(st.answers)
+			if strings.HasPrefix(name, "server") && name != "server" { // members of a group: all of them
+				r.CPU["server"] += r.CPU[name]
+			}
 		}
 	}
 	return r, nil

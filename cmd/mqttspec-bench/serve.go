@@ -23,6 +23,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -55,6 +56,10 @@ func serve(args []string) error {
 	fanout := fs.Int("fanout", 100, "subscribers the echo notifies on a create (even ones, like a filter matching half)")
 	dir := fs.String("dir", "", "directory for the database (default: a new temporary one)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	dsn := fs.String("dsn", "", "PostgreSQL URL instead of an SQLite file (external)")
+	group := fs.String("group", "", "group to join (external, with -dsn)")
+	member := fs.String("member", "", "client id of this member of -group")
+	members := fs.Int("members", 1, "members of -group to wait for before READY")
 	if len(args) == 0 {
 		return errors.New("serve: which server? echo, embedded, paho-echo or external")
 	}
@@ -90,10 +95,15 @@ func serve(args []string) error {
 			}
 			defer os.RemoveAll(*dir)
 		}
-		if db, err = openDatabase(filepath.Join(*dir, "bench.db"), *rows); err != nil {
+		if *dsn != "" {
+			db, err = openPostgres(*dsn, *rows)
+		} else {
+			db, err = openDatabase(filepath.Join(*dir, "bench.db"), *rows)
+		}
+		if err != nil {
 			return err
 		}
-		addr, stop, err = serveLibrary(db, kind, *broker)
+		addr, stop, err = serveLibrary(db, kind, *broker, groupMember{*group, *member, *members})
 	default:
 		return fmt.Errorf("serve: unknown server %q", kind)
 	}
@@ -131,6 +141,11 @@ func openDatabase(path string, rows int) (*gorm.DB, error) {
 	if err := db.AutoMigrate(&User{}); err != nil {
 		return nil, err
 	}
+	return db, seedUsers(db, rows)
+}
+
+// seedUsers stores rows users, half of them active.
+func seedUsers(db *gorm.DB, rows int) error {
 	batch := make([]User, 0, 500)
 	for i := 1; i <= rows; i++ {
 		status := "active"
@@ -140,19 +155,53 @@ func openDatabase(path string, rows int) (*gorm.DB, error) {
 		batch = append(batch, User{Name: fmt.Sprint("user-", i), Email: fmt.Sprintf("user-%d@example.com", i), Status: status})
 		if len(batch) == cap(batch) || i == rows {
 			if err := db.Create(&batch).Error; err != nil {
-				return nil, err
+				return err
 			}
 			batch = batch[:0]
 		}
 	}
-	return db, nil
+	return nil
+}
+
+// openPostgres opens the PostgreSQL database of dsn and, if it holds no
+// users yet, stores rows of them (under a lock: the members of a group
+// start together).
+func openPostgres(dsn string, rows int) (*gorm.DB, error) {
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		return nil, err
+	}
+	err = db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(72616805)").Error; err != nil {
+			return err
+		}
+		if err := tx.AutoMigrate(&User{}); err != nil {
+			return err
+		}
+		var n int64
+		if err := tx.Model(&User{}).Count(&n).Error; err != nil || n > 0 {
+			return err
+		}
+		return seedUsers(tx, rows)
+	})
+	return db, err
+}
+
+// groupMember is the group a library server joins ("" for none).
+type groupMember struct {
+	name, id string
+	members  int
 }
 
 // serveLibrary starts the library as a user of the README would.
-func serveLibrary(db *gorm.DB, kind, brokerURL string) (string, func() error, error) {
+func serveLibrary(db *gorm.DB, kind, brokerURL string, g groupMember) (string, func() error, error) {
 	opt := mqttspec.WithEmbeddedBroker(mqttspec.BrokerConfig{Host: "127.0.0.1", Port: -1})
 	if kind == "external" {
-		opt = mqttspec.WithExternalBroker(mqttspec.ExternalBrokerConfig{BrokerURL: brokerURL, ClientID: fmt.Sprint("mqttspec-bench-", os.Getpid())})
+		id := fmt.Sprint("mqttspec-bench-", os.Getpid())
+		if g.id != "" {
+			id = g.id
+		}
+		opt = mqttspec.WithExternalBroker(mqttspec.ExternalBrokerConfig{BrokerURL: brokerURL, ClientID: id, Group: g.name})
 	}
 	h, err := mqttspec.NewHandlerWithGORM(db, opt, mqttspec.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	if err != nil {
@@ -163,6 +212,16 @@ func serveLibrary(db *gorm.DB, kind, brokerURL string) (string, func() error, er
 	}
 	if err := h.Start(); err != nil {
 		return "", nil, err
+	}
+	if g.name != "" { // serving once the whole group is there and settled
+		deadline := time.Now().Add(time.Minute)
+		for len(h.GroupMembers()) < g.members {
+			if time.Now().After(deadline) {
+				return "", nil, fmt.Errorf("group %s: %d of %d members after a minute", g.name, len(h.GroupMembers()), g.members)
+			}
+			time.Sleep(20 * time.Millisecond) // the handler gives no signal for this
+		}
+		time.Sleep(2 * mqttspec.DefaultGroupSettle)
 	}
 	addr := h.Addr()
 	if kind == "external" {

@@ -75,6 +75,17 @@ func (m *Members) relist() {
 	m.list = l
 }
 
+// Has reports whether id is a member (this one included).
+func (m *Members) Has(id string) bool {
+	if id == m.self {
+		return true
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, ok := m.others[id]
+	return ok
+}
+
 // List returns the members, this one included, sorted.
 func (m *Members) List() []string {
 	m.mu.RLock()

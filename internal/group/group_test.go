@@ -68,6 +68,9 @@ func TestMembership(t *testing.T) {
 	if !m.Join("x") || m.Join("x") {
 		t.Fatal("Join should report a change once")
 	}
+	if !m.Has("x") || !m.Has("me") || m.Has("y") {
+		t.Fatal("Has")
+	}
 	if got := m.List(); len(got) != 2 || got[0] != "me" || got[1] != "x" {
 		t.Fatalf("List = %v", got)
 	}

@@ -32,6 +32,9 @@ const natsNotInstalled = "nats-server not installed (apt-get install -y nats-ser
 func NATSCluster(t testing.TB, n int) []string {
 	t.Helper()
 	bin, err := exec.LookPath("nats-server")
+	if err != nil && isFile("/usr/sbin/nats-server") { // Debian's place, not always on PATH
+		bin, err = "/usr/sbin/nats-server", nil
+	}
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal(natsNotInstalled)
@@ -148,4 +151,9 @@ func natsRoundTrip(from, to string, attempt int) error {
 	case <-time.After(2 * time.Second):
 		return errors.New("message did not cross the cluster")
 	}
+}
+
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }

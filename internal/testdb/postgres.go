@@ -432,3 +432,25 @@ func withDatabase(dsn, name string) (string, error) {
 	// keyword/value form: a later dbname overrides an earlier one.
 	return strings.TrimSpace(dsn) + " dbname=" + name, nil
 }
+
+// LaunchPostgres is PostgresDSN outside a test (the load command): it
+// starts the server on first use (or uses $MQTTSPEC_PG_DSN), creates the
+// database name and returns its DSN. StopPostgres stops the server.
+func LaunchPostgres(name string) (string, error) {
+	pg.once.Do(pg.start)
+	switch {
+	case pg.missing != "":
+		return "", fmt.Errorf("postgresql not installed: %s", pg.missing)
+	case pg.err != nil:
+		return "", pg.err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := pg.admin.ExecContext(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return withDatabase(pg.baseDSN, name)
+}
+
+// StopPostgres stops a server LaunchPostgres started.
+func StopPostgres() { pg.shutdown() }
