@@ -141,7 +141,11 @@ func (g *groupMember) announce() error {
 	if !ok {
 		return errors.New("the broker edge cannot publish retained messages")
 	}
-	return p.PublishRetained(g.presenceTopic(g.members.Self()), 1, []byte(`{"member":`+jsonString(g.members.Self())+`}`))
+	// QoS 0: start waits until it comes back, and every reconnect sends it
+	// again. (A QoS 1 publish in flight when a connection drops is resent
+	// by paho's reconnect while its old writer may still be sending it, a
+	// data race in paho: eclipse-paho/paho.mqtt.golang#703.)
+	return p.PublishRetained(g.presenceTopic(g.members.Self()), 0, []byte(`{"member":`+jsonString(g.members.Self())+`}`))
 }
 
 // leave clears this member's presence (Shutdown, once its requests are

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,10 +62,18 @@ var buildExample = sync.OnceValues(func() (string, error) {
 // launch starts an instance of group g and waits until it serves.
 func launch(t *testing.T, id, brokerURL, dsn string) *instance {
 	t.Helper()
+	return launchWith(t, id, nil, "-broker", brokerURL, "-client-id", id, "-group", "g", "-db", dsn)
+}
+
+// launchWith starts the example with args (and env added to the
+// environment) and waits until it serves.
+func launchWith(t *testing.T, id string, env []string, args ...string) *instance {
+	t.Helper()
 	bin, err := buildExample()
 	require.NoError(t, err)
 	in := &instance{id: id, done: make(chan struct{}), seen: make(chan string, 1000)}
-	in.cmd = exec.Command(bin, "-broker", brokerURL, "-client-id", id, "-group", "g", "-db", dsn)
+	in.cmd = exec.Command(bin, args...)
+	in.cmd.Env = append(os.Environ(), env...)
 	in.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := in.cmd.StderrPipe()
 	require.NoError(t, err)
@@ -273,4 +282,125 @@ func TestGroupFailover(t *testing.T) {
 			require.Greater(t, n["seq"].(float64), float64(1), "a taken-over subscription's numbers jump, so the client takes a fresh snapshot")
 		})
 	}
+}
+
+// waitLog waits until the instance logs a line containing every one of
+// parts.
+func (in *instance) waitLog(t *testing.T, parts ...string) {
+	t.Helper()
+	deadline := time.After(mqtttest.Wait)
+	for {
+		in.mu.Lock()
+		for _, line := range in.log {
+			ok := true
+			for _, p := range parts {
+				ok = ok && strings.Contains(line, p)
+			}
+			if ok {
+				in.mu.Unlock()
+				return
+			}
+		}
+		in.mu.Unlock()
+		select {
+		case <-in.seen:
+		case <-deadline:
+			t.Fatalf("%s never logged %q", in.id, parts)
+		}
+	}
+}
+
+// TestReadmeGroupCommands runs the README's two commands of "Running
+// several instances" (their flags and password variable as written; the
+// broker, database and password values pointed at the test's) against
+// mosquitto with the README's configuration and ACL: the instances find
+// each other and serve a client.
+func TestReadmeGroupCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	text := string(readme)
+	start := strings.Index(text, "`examples/external` runs one instance of a group")
+	require.Positive(t, start)
+	block := text[start:]
+	block = block[strings.Index(block, "```\n")+4:]
+	block = block[:strings.Index(block, "```")]
+	commands := strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n")
+	var runs [][]string
+	for _, c := range commands {
+		if f := strings.Fields(c); len(f) > 0 {
+			runs = append(runs, f)
+		}
+	}
+	require.Len(t, runs, 2)
+
+	const handlerPass, alicePass = "handler-secret", "alice-secret"
+	broker := testbroker.NewMosquitto(t, documentedConfig(t, "mqttspec", handlerPass, "alice", alicePass))
+	dsn := testdb.PostgresDSN(t)
+	var instances []*instance
+	var ids []string
+	for _, f := range runs {
+		require.True(t, strings.HasPrefix(f[0], "MQTTSPEC_BROKER_PASSWORD="), "the password comes from the environment: %v", f)
+		require.Equal(t, []string{"go", "run", "./examples/external"}, f[1:4])
+		args := slices.Clone(f[4:])
+		id := ""
+		for i := 0; i+1 < len(args); i += 2 {
+			switch args[i] {
+			case "-broker":
+				args[i+1] = broker.URL
+			case "-db":
+				require.True(t, strings.HasPrefix(args[i+1], "postgres://"))
+				args[i+1] = dsn
+			case "-client-id":
+				id = args[i+1]
+			}
+		}
+		require.NotEmpty(t, id)
+		require.Contains(t, args, "-group")
+		require.Contains(t, args, "-username")
+		ids = append(ids, id)
+		instances = append(instances, launchWith(t, id, []string{"MQTTSPEC_BROKER_PASSWORD=" + handlerPass}, args...))
+	}
+	for _, in := range instances {
+		in.waitLog(t, "group membership changed", ids[0], ids[1])
+	}
+	c := mqtttest.Connect(t, broker.URL, "readme-device", mqtttest.Credentials("alice", alicePass))
+	deadline := time.Now().Add(mqtttest.Wait)
+	mqtttest.OK(t, askUntilAnswered(t, c, map[string]any{"id": "r-1", "type": "request", "operation": "create",
+		"schema": "public", "entity": "users", "data": map[string]any{"name": "Ada"}}, deadline))
+}
+
+// documentedConfig returns the README's mosquitto.conf (testdata) for the
+// test broker, with a password file of users (name, password pairs) and
+// the README's ACL file.
+func documentedConfig(t *testing.T, users ...string) string {
+	t.Helper()
+	passwd := filepath.Join(t.TempDir(), "passwd")
+	for i := 0; i < len(users); i += 2 {
+		args := []string{"-b", passwd, users[i], users[i+1]}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput()
+		require.NoError(t, err, "mosquitto_passwd: %s", out)
+	}
+	acl, err := filepath.Abs("../../testdata/mosquitto/mqttspec.acl")
+	require.NoError(t, err)
+	conf, err := os.ReadFile("../../testdata/mosquitto/mosquitto.conf")
+	require.NoError(t, err)
+	var out []string
+	for _, line := range strings.Split(string(conf), "\n") {
+		switch key, _, _ := strings.Cut(strings.TrimSpace(line), " "); key {
+		case "listener":
+			continue // testbroker adds one on a free port
+		case "password_file":
+			line = "password_file " + passwd
+		case "acl_file":
+			line = "acl_file " + acl
+		}
+		out = append(out, line)
+	}
+	if os.Geteuid() == 0 {
+		out = append(out, "user root") // mosquitto would drop to a user that cannot read the test's files
+	}
+	return strings.Join(out, "\n")
 }
