@@ -240,17 +240,21 @@ func groupNotifiesChangesFromEveryMemberAndFromSQL(t *testing.T, e groupEngine) 
 		require.Len(t, data["records"], 1)
 
 		// A write through another member.
+		sent := time.Now()
 		created := mqtttest.OK(t, writer.Request(mqtttest.Req("create", "users", map[string]any{
 			"data": map[string]any{"name": "Ada", "status": "active"}}))).(map[string]any)
 		n := watcher.NextNote()
+		t.Logf("%s: a write through member 2 reached the subscriber of member 1 %s after it was sent", e.name, time.Since(sent))
 		require.Equal(t, "create", n["operation"])
 		require.Equal(t, float64(1), n["seq"])
 		require.Equal(t, "Ada", n["data"].(map[string]any)["name"])
 
 		// Writes made with plain SQL, outside mqttspec.
 		id := uint(created["id"].(float64))
+		sent = time.Now()
 		require.NoError(t, db.Exec("UPDATE users SET name = 'Ada L.' WHERE id = ?", id).Error)
 		n = watcher.NextNote()
+		t.Logf("%s: an UPDATE made with SQL reached the subscriber %s after it was sent", e.name, time.Since(sent))
 		require.Equal(t, "update", n["operation"])
 		require.Equal(t, float64(2), n["seq"])
 		require.Equal(t, "Ada L.", n["data"].(map[string]any)["name"])

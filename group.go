@@ -197,8 +197,12 @@ func (g *groupMember) onPresence(m broker.Message) bool {
 	var changed bool
 	if len(m.Payload) == 0 {
 		changed = g.members.Leave(id)
-	} else {
-		changed = g.members.Join(id)
+	} else if changed = g.members.Join(id); changed && g.started.Load() {
+		// Say hello back: the newcomer may have subscribed after this
+		// member announced, and a broker may not have its retained
+		// presence at hand yet (a NATS node learns retained messages
+		// from the others asynchronously). One answer per new member.
+		go func() { _ = g.announce() }()
 	}
 	if changed {
 		g.h.logger.Info("group membership changed", "group", g.name, "members", g.members.List())
