@@ -225,30 +225,53 @@ func (g *groupMember) rebalanceNow() {
 	}
 }
 
+// recheckEvery is how often a member looks again, between changes of
+// membership, for subscriptions it should serve or let go: one made on
+// the member that served a client just before it moved, while the move
+// happened, is in the database a moment after the move.
+const recheckEvery = 5 * time.Second
+
+// recentSQL selects the subscriptions stored lately (what recheckEvery
+// looks at; a transaction's now() is when it began).
+const recentSQL = " WHERE at > now() - interval '1 minute'"
+
 // rebalancer lets go of the clients this member no longer owns and takes
 // over the stored subscriptions of those it now owns, after every change
-// of membership, until the handler stops.
+// of membership (all of them) and every recheckEvery (the recent ones),
+// until the handler stops.
 func (g *groupMember) rebalancer() {
+	tick := time.NewTicker(recheckEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-g.h.ctx.Done():
 			return
 		case <-g.kick:
-			g.rebalance()
+			g.rebalance("")
+		case <-tick.C:
+			g.rebalance(recentSQL)
 		}
 	}
 }
 
-func (g *groupMember) rebalance() {
+// rebalance does the work of rebalancer over the stored subscriptions that
+// where (a WHERE clause, or "" for all) selects.
+func (g *groupMember) rebalance(where string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	// Clients served elsewhere now (not gone: their stored subscriptions
+	// stay) are let go, and so are their subscriptions, even one that a
+	// request already running here registered after the move.
+	for _, sub := range g.h.subs.all() {
+		if !g.members.Owns(sub.ConnectionID) {
+			g.h.subs.Unsubscribe(sub.ID)
+			if c, ok := g.h.clients.GetClient(sub.ConnectionID); ok {
+				c.RemoveSubscription(sub.ID)
+			}
+		}
+	}
 	for _, c := range g.h.clients.all() {
 		if !g.members.Owns(c.ID) {
-			// Not gone: served elsewhere now. Its stored subscriptions stay.
-			for _, id := range c.subscriptionIDs() {
-				g.h.subs.Unsubscribe(id)
-				c.RemoveSubscription(id)
-			}
 			g.h.clients.Unregister(c.ID)
 		}
 	}
@@ -258,7 +281,7 @@ func (g *groupMember) rebalance() {
 	ctx, cancel := context.WithTimeout(g.h.ctx, g.h.config.Timeouts.Request)
 	defer cancel()
 	var rows []storedSubscription
-	if err := g.db.Scan(ctx, &rows, "SELECT id, client_id, principal, schema_name, entity, options FROM mqttspec_subscriptions"); err != nil {
+	if err := g.db.Scan(ctx, &rows, "SELECT id, client_id, principal, schema_name, entity, options FROM mqttspec_subscriptions"+where); err != nil {
 		if g.h.ctx.Err() == nil {
 			g.h.logger.Warn("group: cannot read the stored subscriptions", "error", err)
 		}

@@ -263,6 +263,17 @@ func (sm *SubscriptionManager) candidates(m *query.Model, row, prev any) []*Subs
 	return out
 }
 
+// all returns every live subscription.
+func (sm *SubscriptionManager) all() []*Subscription {
+	sm.mu.RLock()
+	defer sm.mu.RUnlock()
+	out := make([]*Subscription, 0, len(sm.byID))
+	for _, s := range sm.byID {
+		out = append(out, s)
+	}
+	return out
+}
+
 func (sm *SubscriptionManager) clear() {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
