@@ -301,6 +301,9 @@ func (f *feed) deliver(ctx context.Context, r feedRow) {
 		default:
 			continue
 		}
+		if f.h.ctx.Err() != nil {
+			return // stopping
+		}
 		if err != nil || ch.row == nil {
 			f.h.logger.Error("change feed: cannot read a change", "entity", m.Name, "change", r.ID, "error", errOr(err, "no record"))
 			continue

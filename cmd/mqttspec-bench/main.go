@@ -306,6 +306,9 @@ func startGroup(ctx context.Context, n int, brokerURL string, brokerPID, rows, s
 	for i, s := range srvs {
 		t.procs[fmt.Sprintf("server%d", i+1)] = s.pid()
 	}
+	if pid := testdb.PostgresPID(); pid > 0 {
+		t.procs["db"] = pid
+	}
 	t.srv = srvs[0]
 	return t, stop, nil
 }
@@ -356,7 +359,11 @@ func measure(ctx context.Context, o options, sc scenario, qos byte, t *target) (
 		}
 		marks++
 		for name, pid := range t.procs {
-			into[name], _ = cpuTime(pid)
+			if name == "db" {
+				into[name], _ = treeTime(pid)
+			} else {
+				into[name], _ = cpuTime(pid)
+			}
 		}
 	}
 	var subscribe func([]*conn) error
@@ -477,7 +484,7 @@ func ratio(r result) string {
 // printTable prints every result as a table.
 func printTable(rs []result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\tqos\ttarget\treq/s\tnotes/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tfailed\tserver µs/req\tbroker µs/req\tload µs/req\t")
+	fmt.Fprintln(w, "scenario\tqos\ttarget\treq/s\tnotes/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tfailed\tserver µs/req\tbroker µs/req\tdb µs/req\tload µs/req\t")
 	for _, r := range rs {
 		notes := ""
 		if r.Notes > 0 {
@@ -489,9 +496,9 @@ func printTable(rs []result) {
 			}
 			return ""
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(w, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t\n",
 			r.Scenario, r.QoS, r.Target, r.Rate, notes, strings.TrimSpace(ratio(r)), r.P50, r.P99, r.Max, r.Failures,
-			cpu("server"), cpu("broker"), cpu("load"))
+			cpu("server"), cpu("broker"), cpu("db"), cpu("load"))
 	}
 	_ = w.Flush()
 }

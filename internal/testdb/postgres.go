@@ -452,5 +452,14 @@ func LaunchPostgres(name string) (string, error) {
 	return withDatabase(pg.baseDSN, name)
 }
 
+// PostgresPID returns the process id of the server LaunchPostgres started
+// (0 when it uses $MQTTSPEC_PG_DSN).
+func PostgresPID() int {
+	if pg.cmd == nil || pg.cmd.Process == nil {
+		return 0
+	}
+	return pg.cmd.Process.Pid
+}
+
 // StopPostgres stops a server LaunchPostgres started.
 func StopPostgres() { pg.shutdown() }
