@@ -74,6 +74,7 @@ func launchWith(t *testing.T, id string, env []string, args ...string) *instance
 	in := &instance{id: id, done: make(chan struct{}), seen: make(chan string, 1000)}
 	in.cmd = exec.Command(bin, args...)
 	in.cmd.Env = append(os.Environ(), env...)
+	in.cmd.Dir = t.TempDir() // where a default SQLite file goes
 	in.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := in.cmd.StderrPipe()
 	require.NoError(t, err)
@@ -316,21 +317,7 @@ func (in *instance) waitLog(t *testing.T, parts ...string) {
 // mosquitto with the README's configuration and ACL: the instances find
 // each other and serve a client.
 func TestReadmeGroupCommands(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	require.NoError(t, err)
-	text := string(readme)
-	start := strings.Index(text, "`examples/external` runs one instance of a group")
-	require.Positive(t, start)
-	block := text[start:]
-	block = block[strings.Index(block, "```\n")+4:]
-	block = block[:strings.Index(block, "```")]
-	commands := strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n")
-	var runs [][]string
-	for _, c := range commands {
-		if f := strings.Fields(c); len(f) > 0 {
-			runs = append(runs, f)
-		}
-	}
+	runs := readmeCommands(t, "`examples/external` runs one instance of a group")
 	require.Len(t, runs, 2)
 
 	const handlerPass, alicePass = "handler-secret", "alice-secret"
@@ -339,22 +326,7 @@ func TestReadmeGroupCommands(t *testing.T) {
 	var instances []*instance
 	var ids []string
 	for _, f := range runs {
-		require.True(t, strings.HasPrefix(f[0], "MQTTSPEC_BROKER_PASSWORD="), "the password comes from the environment: %v", f)
-		require.Equal(t, []string{"go", "run", "./examples/external"}, f[1:4])
-		args := slices.Clone(f[4:])
-		id := ""
-		for i := 0; i+1 < len(args); i += 2 {
-			switch args[i] {
-			case "-broker":
-				args[i+1] = broker.URL
-			case "-db":
-				require.True(t, strings.HasPrefix(args[i+1], "postgres://"))
-				args[i+1] = dsn
-			case "-client-id":
-				id = args[i+1]
-			}
-		}
-		require.NotEmpty(t, id)
+		args, id := readmeArgs(t, f, broker.URL, dsn)
 		require.Contains(t, args, "-group")
 		require.Contains(t, args, "-username")
 		ids = append(ids, id)
@@ -403,4 +375,64 @@ func documentedConfig(t *testing.T, users ...string) string {
 		out = append(out, "user root") // mosquitto would drop to a user that cannot read the test's files
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestReadmeExternalCommand runs the README's single-instance command of
+// "External broker" against the README's mosquitto configuration.
+func TestReadmeExternalCommand(t *testing.T) {
+	runs := readmeCommands(t, "Against the configuration below:")
+	require.Len(t, runs, 1)
+	const handlerPass, alicePass = "handler-secret", "alice-secret"
+	broker := testbroker.NewMosquitto(t, documentedConfig(t, "mqttspec", handlerPass, "alice", alicePass))
+	args, _ := readmeArgs(t, runs[0], broker.URL, "")
+	launchWith(t, "readme-single", []string{"MQTTSPEC_BROKER_PASSWORD=" + handlerPass}, args...)
+	c := mqtttest.Connect(t, broker.URL, "readme-single-device", mqtttest.Credentials("alice", alicePass))
+	mqtttest.OK(t, c.Request(mqtttest.Req("create", "users", map[string]any{"data": map[string]any{"name": "Ada"}})))
+}
+
+// readmeCommands returns the commands (as fields, continuation lines
+// joined) of the first code block after marker in the README.
+func readmeCommands(t *testing.T, marker string) [][]string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	text := string(readme)
+	start := strings.Index(text, marker)
+	require.Positive(t, start, "README has %q", marker)
+	block := text[start:]
+	block = block[strings.Index(block, "```\n")+4:]
+	block = block[:strings.Index(block, "```")]
+	var runs [][]string
+	for _, c := range strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n") {
+		if f := strings.Fields(c); len(f) > 0 {
+			runs = append(runs, f)
+		}
+	}
+	return runs
+}
+
+// readmeArgs checks that a README command runs the example with the
+// password from the environment and returns its flags with the broker and
+// (when dsn is set) the database pointed at the test's, and its client id.
+func readmeArgs(t *testing.T, f []string, brokerURL, dsn string) ([]string, string) {
+	t.Helper()
+	require.True(t, strings.HasPrefix(f[0], "MQTTSPEC_BROKER_PASSWORD="), "the password comes from the environment: %v", f)
+	require.Equal(t, []string{"go", "run", "./examples/external"}, f[1:4])
+	args := slices.Clone(f[4:])
+	id := ""
+	for i := 0; i+1 < len(args); i += 2 {
+		switch args[i] {
+		case "-broker":
+			args[i+1] = brokerURL
+		case "-db":
+			require.True(t, strings.HasPrefix(args[i+1], "postgres://"))
+			args[i+1] = dsn
+		case "-client-id":
+			id = args[i+1]
+		}
+	}
+	if dsn != "" {
+		require.NotEmpty(t, id)
+	}
+	return args, id
 }
