@@ -2,6 +2,8 @@ package mqttspec
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,11 +209,7 @@ func (cm *ClientManager) forgetIdle(cutoff time.Time) int {
 func (cm *ClientManager) all() []*Client {
 	cm.mu.RLock()
 	defer cm.mu.RUnlock()
-	out := make([]*Client, 0, len(cm.clients))
-	for _, c := range cm.clients {
-		out = append(out, c)
-	}
-	return out
+	return slices.Collect(maps.Values(cm.clients))
 }
 
 // Shutdown forgets every client.

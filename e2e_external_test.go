@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttspec/mqttspec"
@@ -322,19 +321,7 @@ func TestWillEndsAnExternalClient(t *testing.T) {
 	addr := strings.TrimPrefix(srv.url, "tcp://")
 	subscribeRaw := func(id string, will bool) *mqtttest.Raw {
 		t.Helper()
-		c := mqtttest.DialRawTCP(t, addr)
-		pk := mqtttest.ConnectPacket(id)
-		if will {
-			pk.Connect.WillFlag, pk.Connect.WillQos = true, 1
-			pk.Connect.WillTopic, pk.Connect.WillPayload = "spec/"+id+"/request", []byte(`{"type":"disconnect"}`)
-		}
-		c.MustConnect(pk)
-		require.Equal(t, byte(1), c.Subscribe("spec/"+id+"/response", 1))
-		require.NoError(t, c.Write(mqtttest.PublishPacket("spec/"+id+"/request", 0, 0, false,
-			[]byte(`{"id":"s","type":"subscription","operation":"subscribe","schema":"public","entity":"users"}`))))
-		answer, _ := c.Expect(packets.Publish)
-		require.Contains(t, string(answer.Payload), `"success":true`)
-		return c
+		return mqtttest.Subscriber(t, addr, id, will)
 	}
 
 	withWill := subscribeRaw("dev-will", true)

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -325,23 +324,7 @@ func groupForgetsVanishedClient(t *testing.T, e groupEngine) {
 	subscribeRaw := func(id string, will bool) *mqtttest.Raw {
 		t.Helper()
 		servedBy(t, members, id)
-		c := mqtttest.DialRawTCP(t, strings.TrimPrefix(e.clients, "tcp://"))
-		pk := mqtttest.ConnectPacket(id)
-		if will {
-			pk.Connect.WillFlag, pk.Connect.WillQos = true, 1
-			pk.Connect.WillTopic, pk.Connect.WillPayload = "spec/"+id+"/request", []byte(`{"type":"disconnect"}`)
-		}
-		c.MustConnect(pk)
-		require.Equal(t, byte(1), c.Subscribe("spec/"+id+"/response", 1))
-		require.NoError(t, c.Write(mqtttest.PublishPacket("spec/"+id+"/request", 1, 7, false,
-			[]byte(`{"id":"s","type":"subscription","operation":"subscribe","schema":"public","entity":"users"}`))))
-		for {
-			pk, _ := c.Expect(packets.Publish)
-			if pk.TopicName == "spec/"+id+"/response" {
-				require.Contains(t, string(pk.Payload), `"success":true`)
-				return c
-			}
-		}
+		return mqtttest.Subscriber(t, strings.TrimPrefix(e.clients, "tcp://"), id, will)
 	}
 	withWill := subscribeRaw(e.name+"-dev-will", true)
 	withoutWill := subscribeRaw(e.name+"-dev-plain", false)

@@ -2,7 +2,9 @@ package mqttspec
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -267,11 +269,7 @@ func (sm *SubscriptionManager) candidates(m *query.Model, row, prev any) []*Subs
 func (sm *SubscriptionManager) all() []*Subscription {
 	sm.mu.RLock()
 	defer sm.mu.RUnlock()
-	out := make([]*Subscription, 0, len(sm.byID))
-	for _, s := range sm.byID {
-		out = append(out, s)
-	}
-	return out
+	return slices.Collect(maps.Values(sm.byID))
 }
 
 func (sm *SubscriptionManager) clear() {

@@ -153,3 +153,29 @@ func (r *Raw) Reset() {
 	}
 	_ = r.conn.Close()
 }
+
+// Subscriber connects a raw client with id to addr (clean session), with
+// its will set to {"type":"disconnect"} on its request topic when will is
+// true, subscribes it to its response topic and subscribes it to
+// public.users through the protocol, failing the test unless that
+// succeeds.
+func Subscriber(t testing.TB, addr, id string, will bool) *Raw {
+	t.Helper()
+	c := DialRawTCP(t, addr)
+	pk := ConnectPacket(id)
+	if will {
+		pk.Connect.WillFlag, pk.Connect.WillQos = true, 1
+		pk.Connect.WillTopic, pk.Connect.WillPayload = Prefix+"/"+id+"/request", []byte(`{"type":"disconnect"}`)
+	}
+	c.MustConnect(pk)
+	require.Equal(t, byte(1), c.Subscribe(Prefix+"/"+id+"/response", 1))
+	require.NoError(t, c.Write(PublishPacket(Prefix+"/"+id+"/request", 1, 7, false,
+		[]byte(`{"id":"s","type":"subscription","operation":"subscribe","schema":"public","entity":"users"}`))))
+	for {
+		pk, _ := c.Expect(packets.Publish)
+		if pk.TopicName == Prefix+"/"+id+"/response" {
+			require.Contains(t, string(pk.Payload), `"success":true`)
+			return c
+		}
+	}
+}
