@@ -345,8 +345,17 @@ func (c *Client) attempt(ctx context.Context, req request, payload []byte, onAns
 	}()
 	sent := c.mq.Publish(c.topics.request, c.cfg.qos, false, payload)
 	done := sent.Done()
+	var resend <-chan time.Time
+	if c.cfg.resend > 0 {
+		tick := time.NewTicker(c.cfg.resend)
+		defer tick.Stop()
+		resend = tick.C
+	}
 	for {
 		select {
+		case <-resend: // the same id: the server answers, it does not run, a write it has seen
+			sent = c.mq.Publish(c.topics.request, c.cfg.qos, false, payload)
+			done = sent.Done()
 		case a := <-w.answer:
 			if !a.Success {
 				return a, answerError(a)

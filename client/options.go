@@ -30,6 +30,7 @@ type config struct {
 	qos            byte
 	clean          bool
 	requestTimeout time.Duration
+	resend         time.Duration
 	connectTimeout time.Duration
 	keepAlive      time.Duration
 	maxReconnect   time.Duration
@@ -83,6 +84,16 @@ func WithCleanSession() Option { return func(c *config) { c.clean = true } }
 // WithRequestTimeout bounds a call whose context has no deadline (default
 // DefaultRequestTimeout).
 func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.requestTimeout = d } }
+
+// WithResend sends a request again, with the same id and payload, every d
+// until it is answered or its deadline passes (default 0: sent once, which
+// QoS 1 and the kept session deliver). Use it with a group of server
+// instances: a request taken by an instance that dies is lost with it, and
+// the instance that takes the client over answers a write it finds
+// already run from its record instead of running it again. A single
+// server answers a repeated write from its duplicate window the same way;
+// a repeated read is read again.
+func WithResend(d time.Duration) Option { return func(c *config) { c.resend = max(d, 0) } }
 
 // WithConnectTimeout bounds each connection attempt (default
 // DefaultConnectTimeout).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,6 +20,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/mqttspec/mqttspec"
+	"github.com/mqttspec/mqttspec/client"
 	"github.com/mqttspec/mqttspec/internal/group"
 	"github.com/mqttspec/mqttspec/internal/mqtttest"
 	"github.com/mqttspec/mqttspec/internal/testbroker"
@@ -209,6 +212,23 @@ func TestGroupFailover(t *testing.T) {
 					map[string]any{"column": "status", "operator": "eq", "value": "watched"}}}}, until)
 			subID := mqtttest.OK(t, sub).(map[string]any)["subscription_id"].(string)
 
+			// A live view of the Go client package, served by the victim too.
+			viewerID := ""
+			for i := 0; viewerID == ""; i++ {
+				if id := fmt.Sprintf("%s-viewer-%d", engine, i); group.Owner(ids, id) == victim {
+					viewerID = id
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			viewer, err := client.Dial(ctx, clientURL, client.WithClientID(viewerID), client.WithResend(failoverRetry))
+			require.NoError(t, err)
+			defer viewer.Close()
+			view, err := viewer.Subscribe(ctx, "public", "users",
+				[]mqttspec.FilterOption{{Column: "status", Operator: "eq", Value: "watched"}}, nil)
+			require.NoError(t, err)
+			require.Empty(t, view.Records())
+
 			var killedAt time.Time
 			var killOnce sync.Once
 			answered := make(chan struct{}, workers*perWorker)
@@ -281,6 +301,17 @@ func TestGroupFailover(t *testing.T) {
 			require.Equal(t, subID, n["subscription_id"])
 			require.Equal(t, "seen", n["data"].(map[string]any)["name"])
 			require.Greater(t, n["seq"].(float64), float64(1), "a taken-over subscription's numbers jump, so the client takes a fresh snapshot")
+
+			// The Go client sees the jump and takes a fresh snapshot, which
+			// holds the record.
+			select {
+			case ch := <-view.Changes():
+				require.Equal(t, client.OperationSnapshot, ch.Operation, "%+v", ch)
+				require.Len(t, ch.Records, 1)
+				require.Contains(t, string(ch.Records[0]), `"name":"seen"`)
+			case <-time.After(mqtttest.Wait):
+				t.Fatal("the live view saw nothing after the failover")
+			}
 		})
 	}
 }
