@@ -187,11 +187,14 @@ func (f *feed) poll() int {
 		return 0
 	}
 	now := time.Now()
+	givenUp := 0
 	for _, r := range rows {
 		f.mu.Lock()
 		for n := f.read + 1; n < r.ID; n++ {
 			if len(f.gaps) < feedMaxGaps {
 				f.gaps[n] = now
+			} else {
+				givenUp++
 			}
 		}
 		f.mu.Unlock()
@@ -199,6 +202,9 @@ func (f *feed) poll() int {
 		f.mu.Lock()
 		f.read = r.ID
 		f.mu.Unlock()
+	}
+	if givenUp > 0 {
+		f.h.logger.Warn("change feed: too many changes of open transactions to wait for; not waiting for these", "count", givenUp, "waiting", feedMaxGaps)
 	}
 	f.fillGaps(ctx, now)
 	return len(rows)
