@@ -250,7 +250,13 @@ func TestSessionLostTakesFreshSnapshot(t *testing.T) {
 	view.load(t, v.Records())
 	follow(t, v, view, func(ch client.Change) bool { return ch.Operation == client.OperationSnapshot })
 	require.NotEqual(t, first, v.ID(), "a new subscription")
-	require.Eventually(t, func() bool { return writer.Ping(bg(t)) == nil }, wait, 50*time.Millisecond)
+	// The handler is back once it has reconnected and subscribed again (its
+	// backoff): each ping gives up after a second, and the next one goes.
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return writer.Ping(ctx) == nil
+	}, 2*wait, 50*time.Millisecond)
 	seed(t, writer, "active")
 	follow(t, v, view, func(ch client.Change) bool { return ch.Operation == mqttspec.OperationCreate })
 	require.Equal(t, fresh(t, reader), view)
