@@ -70,3 +70,36 @@ func ExampleNewHandlerWithGORM() {
 	// c1 true {"id":1,"name":"lamp","price":25}
 	// r1 true [{"id":1,"name":"lamp","price":25}]
 }
+
+// Run one member of a group of instances that serve spec/+/request
+// together through an external broker, sharing one PostgreSQL database:
+// each client id is served by one member, and every member notifies its
+// clients' subscriptions of changes made anywhere (see the README,
+// "Running several instances"). Compiled, not run: it needs a broker and
+// PostgreSQL (TestGroup runs groups on both).
+func ExampleExternalBrokerConfig_group() {
+	var db *gorm.DB // your PostgreSQL database, opened with gorm.io/driver/postgres
+	handler, err := mqttspec.NewHandlerWithGORM(db, mqttspec.WithExternalBroker(mqttspec.ExternalBrokerConfig{
+		BrokerURL: "tcp://127.0.0.1:1883",
+		ClientID:  "api-1", // unique per member
+		Group:     "api",   // the same for every member
+	}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := handler.Start(); err != nil { // fails unless the database is PostgreSQL
+		fmt.Println(err)
+		return
+	}
+	defer handler.Shutdown()
+	fmt.Println("members:", handler.GroupMembers())
+}
+
+// Notify subscriptions of every committed change of the registered tables,
+// whoever makes it (psql, another service), from PostgreSQL triggers.
+func ExampleWithChangeFeed() {
+	_ = mqttspec.WithChangeFeed(mqttspec.ChangeFeedConfig{
+		PollInterval: 100 * time.Millisecond, // how soon writes made outside mqttspec are seen
+	})
+}
