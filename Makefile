@@ -22,10 +22,11 @@ fuzz-short:
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=3m
 
-## soak: the attack soak of make test for SOAK (default 10m).
+## soak: the attack soak and the group churn of make test, each for SOAK
+## (default 10m).
 SOAK ?= 10m
 soak:
-	MQTTSPEC_SOAK=$(SOAK) $(GO) test . -count=1 -run '^TestSoak$$' -v -timeout 0
+	MQTTSPEC_SOAK=$(SOAK) $(GO) test . -count=1 -run '^(TestSoak|TestGroupChurn)$$' -v -timeout 0
 
 ## test-nocgo: the whole suite without cgo (pure-Go SQLite).
 test-nocgo:

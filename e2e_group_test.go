@@ -6,6 +6,7 @@ package mqttspec_test
 // database.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/mqttspec/mqttspec"
+	"github.com/mqttspec/mqttspec/client"
 	"github.com/mqttspec/mqttspec/internal/mqtttest"
 	"github.com/mqttspec/mqttspec/internal/testbroker"
 	"github.com/mqttspec/mqttspec/internal/testdb"
@@ -93,27 +96,8 @@ func startGroup(t *testing.T, e groupEngine, dsn string, n int) []*mqttspec.Hand
 	migrate := openPostgres(t, dsn)
 	require.NoError(t, migrate.AutoMigrate(&User{}, &Note{}))
 	members := make([]*mqttspec.Handler, n)
-	var wg sync.WaitGroup
-	errs := make([]error, n)
 	for i := range n {
-		h, err := mqttspec.NewHandlerWithGORM(openPostgres(t, dsn),
-			mqttspec.WithExternalBroker(mqttspec.ExternalBrokerConfig{
-				BrokerURL: e.members[i%len(e.members)], ClientID: fmt.Sprintf("%s-member-%d", e.name, i+1),
-				Group: e.group, GroupSettle: 300 * time.Millisecond, ConnectTimeout: mqtttest.Wait,
-				Username: e.username, Password: e.password,
-			}),
-			mqttspec.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-		require.NoError(t, err)
-		require.NoError(t, h.Registry().RegisterModel("public.users", &User{}))
-		require.NoError(t, h.Registry().RegisterModel("public.notes", &Note{}))
-		members[i] = h
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = h.Start() }()
-	}
-	wg.Wait()
-	for i, h := range members {
-		require.NoError(t, errs[i], "start member %d", i+1)
-		t.Cleanup(func() { require.NoError(t, h.Shutdown()) })
+		members[i], _ = startMember(t, e, dsn, i)
 	}
 	mqtttest.Eventually(t, func() bool {
 		for _, h := range members {
@@ -124,6 +108,43 @@ func startGroup(t *testing.T, e groupEngine, dsn string, n int) []*mqttspec.Hand
 		return true
 	}, "every member sees the whole group")
 	return members
+}
+
+// startMember starts member i of e's group on a connection pool of its own
+// to the database of dsn, and returns it with the function that shuts it
+// down and closes its pool (run when the test ends at the latest).
+func startMember(t *testing.T, e groupEngine, dsn string, i int) (*mqttspec.Handler, func()) {
+	t.Helper()
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	require.NoError(t, err)
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	h, err := mqttspec.NewHandlerWithGORM(db,
+		mqttspec.WithExternalBroker(mqttspec.ExternalBrokerConfig{
+			BrokerURL: e.members[i%len(e.members)], ClientID: fmt.Sprintf("%s-member-%d", e.name, i+1),
+			Group: e.group, GroupSettle: 300 * time.Millisecond, ConnectTimeout: mqtttest.Wait,
+			Username: e.username, Password: e.password,
+		}),
+		mqttspec.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err == nil {
+		err = h.Registry().RegisterModel("public.users", &User{})
+	}
+	if err == nil {
+		err = h.Registry().RegisterModel("public.notes", &Note{})
+	}
+	if err == nil {
+		err = h.Start()
+	}
+	require.NoError(t, err, "start member %d", i+1)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			require.NoError(t, h.Shutdown(), "shut member %d down", i+1)
+			_ = sqlDB.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return h, stop
 }
 
 // servedBy returns the index of the member that serves clientID, waiting
@@ -434,4 +455,101 @@ func TestGroupRejoinsAfterBrokerRestart(t *testing.T) {
 		id := fmt.Sprintf("restart-any-%d", k)
 		servedBy(t, members[:2], id)
 	}
+}
+
+// TestGroupChurn: members stop and start again (with the same client id)
+// one after another while clients of the Go client package write with
+// WithResend. Every call succeeds, and every record is stored exactly
+// once: writes repeated into a member that was joining, leaving or had
+// just taken a client over are answered, not run, twice.
+func TestGroupChurn(t *testing.T) {
+	url := testbroker.Mosquitto(t)
+	e := groupEngine{name: "churn", members: []string{url}, clients: url, group: "gchurn"}
+	dsn := testdb.PostgresDSN(t)
+	members := startGroup(t, e, dsn, 3)
+	stops := make([]func(), len(members))
+	for i, h := range members {
+		stops[i] = func() { require.NoError(t, h.Shutdown()) }
+	}
+	duration := 8 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("MQTTSPEC_SOAK")); err == nil && d > duration {
+		duration = d
+	}
+
+	const writers = 6
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	counts := make([]int, writers)
+	var acked atomic.Int64
+	errs := make(chan error, writers)
+	for w := range writers {
+		c, err := client.Dial(context.Background(), url, client.WithClientID(fmt.Sprintf("churn-writer-%d", w)),
+			client.WithResend(300*time.Millisecond), client.WithRequestTimeout(30*time.Second),
+			client.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := c.Create(context.Background(), "public", "users", map[string]any{"name": fmt.Sprintf("churn-%d-%d", w, k)}, nil); err != nil {
+					errs <- fmt.Errorf("writer %d, create %d: %w", w, k, err)
+					return
+				}
+				counts[w] = k + 1
+				acked.Add(1)
+			}
+		}()
+	}
+
+	// Stop one member and start it again, in turn, until the time is up.
+	deadline := time.Now().Add(duration)
+	restarts := 0
+	for i := 0; time.Now().Before(deadline); i++ {
+		victim := i % len(members)
+		stops[victim]()
+		members[victim], stops[victim] = startMember(t, e, dsn, victim)
+		restarts++
+		// The next restart comes once the writers have made progress
+		// with this member back.
+		mark := acked.Load()
+		mqtttest.Eventually(t, func() bool {
+			for _, h := range members {
+				if len(h.GroupMembers()) != len(members) {
+					return false
+				}
+			}
+			return acked.Load() >= mark+2*writers
+		}, "the group is whole again and the writers move on")
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	db := openPostgres(t, dsn)
+	total := 0
+	for w, n := range counts {
+		total += n
+		var rows []struct {
+			Name  string
+			Count int64
+		}
+		require.NoError(t, db.Model(&User{}).Select("name, count(*) AS count").Where("name LIKE ?", fmt.Sprintf("churn-%d-%%", w)).
+			Group("name").Having("count(*) > 1").Scan(&rows).Error)
+		require.Empty(t, rows, "writer %d: records stored twice", w)
+		var stored int64
+		require.NoError(t, db.Model(&User{}).Where("name LIKE ?", fmt.Sprintf("churn-%d-%%", w)).Count(&stored).Error)
+		require.GreaterOrEqual(t, stored, int64(n), "writer %d: every acknowledged create is stored", w)
+		require.LessOrEqual(t, stored, int64(n+1), "writer %d: at most the create in flight at the end besides", w)
+	}
+	t.Logf("%d member restarts, %d creates acknowledged, none twice", restarts, total)
+	require.Positive(t, restarts)
+	require.Greater(t, total, writers*restarts, "the writers kept working through the restarts")
 }

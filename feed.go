@@ -79,29 +79,42 @@ func newFeed(h *Handler) (*feed, error) {
 	return f, nil
 }
 
-// install creates the feed's table, its trigger function and one trigger
-// per registered table (and, for a group, the group's tables), in one
-// statement under an advisory lock, so that members starting together do
-// not race each other's DDL.
-func (f *feed) install(ctx context.Context, group bool) error {
-	var b strings.Builder
-	b.WriteString(`DO $mqttspec$ BEGIN
-PERFORM pg_advisory_xact_lock(72616803);
-CREATE TABLE IF NOT EXISTS mqttspec_changes (
-  id bigserial PRIMARY KEY, table_schema text NOT NULL, table_name text NOT NULL,
-  op text NOT NULL, old_row jsonb, new_row jsonb, at timestamptz NOT NULL DEFAULT now());
-CREATE INDEX IF NOT EXISTS mqttspec_changes_at ON mqttspec_changes (at);
-CREATE OR REPLACE FUNCTION mqttspec_capture() RETURNS trigger LANGUAGE plpgsql AS $f$
+// captureBody is the body of the trigger function that records a change.
+const captureBody = `
 BEGIN
   INSERT INTO mqttspec_changes (table_schema, table_name, op, old_row, new_row)
   VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP,
     CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
     CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
   RETURN NULL;
-END $f$;
+END`
+
+// install creates what is missing of the feed's table, its trigger
+// function, one trigger per registered table and, for a group, the group's
+// tables — in one statement under an advisory lock, so that members
+// starting together do not race each other's DDL. What exists is left
+// alone: a member starting while others write takes no lock on their
+// tables (replacing a trigger would, and deadlock with their writes).
+func (f *feed) install(ctx context.Context, group bool) error {
+	var b strings.Builder
+	b.WriteString(`DO $mqttspec$ BEGIN
+PERFORM pg_advisory_xact_lock(72616803);
+IF to_regclass('mqttspec_changes') IS NULL THEN
+  CREATE TABLE mqttspec_changes (
+    id bigserial PRIMARY KEY, table_schema text NOT NULL, table_name text NOT NULL,
+    op text NOT NULL, old_row jsonb, new_row jsonb, at timestamptz NOT NULL DEFAULT now());
+  CREATE INDEX mqttspec_changes_at ON mqttspec_changes (at);
+END IF;
+IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'mqttspec_capture' AND prosrc = $src$` + captureBody + `$src$) THEN
+  CREATE OR REPLACE FUNCTION mqttspec_capture() RETURNS trigger LANGUAGE plpgsql AS $f$` + captureBody + `$f$;
+END IF;
 `)
 	for _, m := range f.h.catalog.models() {
-		fmt.Fprintf(&b, "CREATE OR REPLACE TRIGGER mqttspec_changes AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION mqttspec_capture();\n", pgTable(m))
+		table := pgTable(m)
+		literal := "'" + strings.ReplaceAll(table, "'", "''") + "'"
+		fmt.Fprintf(&b, "IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'mqttspec_changes' AND tgrelid = to_regclass(%s)) THEN\n"+
+			"  CREATE TRIGGER mqttspec_changes AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION mqttspec_capture();\nEND IF;\n",
+			literal, table)
 	}
 	if group {
 		b.WriteString(groupTablesSQL)

@@ -45,16 +45,20 @@ var errHandledElsewhere = errors.New("mqttspec: write handled by another member 
 // groupTablesSQL creates the tables a group keeps in the database (run by
 // feed.install inside its DO block).
 const groupTablesSQL = `
-CREATE TABLE IF NOT EXISTS mqttspec_requests (
-  client_id text NOT NULL, principal text NOT NULL, request_id text NOT NULL,
-  payload_sum text NOT NULL, answer text NOT NULL, at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (client_id, principal, request_id));
-CREATE INDEX IF NOT EXISTS mqttspec_requests_at ON mqttspec_requests (at);
-CREATE TABLE IF NOT EXISTS mqttspec_subscriptions (
-  id text PRIMARY KEY, client_id text NOT NULL, principal text NOT NULL,
-  schema_name text NOT NULL, entity text NOT NULL, options text NOT NULL,
-  seq_reserved bigint NOT NULL, at timestamptz NOT NULL DEFAULT now());
-CREATE INDEX IF NOT EXISTS mqttspec_subscriptions_client ON mqttspec_subscriptions (client_id);
+IF to_regclass('mqttspec_requests') IS NULL THEN
+  CREATE TABLE mqttspec_requests (
+    client_id text NOT NULL, principal text NOT NULL, request_id text NOT NULL,
+    payload_sum text NOT NULL, answer text NOT NULL, at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (client_id, principal, request_id));
+  CREATE INDEX mqttspec_requests_at ON mqttspec_requests (at);
+END IF;
+IF to_regclass('mqttspec_subscriptions') IS NULL THEN
+  CREATE TABLE mqttspec_subscriptions (
+    id text PRIMARY KEY, client_id text NOT NULL, principal text NOT NULL,
+    schema_name text NOT NULL, entity text NOT NULL, options text NOT NULL,
+    seq_reserved bigint NOT NULL, at timestamptz NOT NULL DEFAULT now());
+  CREATE INDEX mqttspec_subscriptions_client ON mqttspec_subscriptions (client_id);
+END IF;
 `
 
 // groupMember is this handler's part in its group.
