@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,7 +89,7 @@ func newGroupMember(h *Handler) *groupMember {
 	g := &groupMember{h: h, name: c.Group, members: group.New(c.ClientID),
 		base: h.config.Topics.Prefix + "/$group/" + c.Group, kick: make(chan struct{}, 1), heard: make(chan struct{})}
 	g.db, _ = h.db.(adapters.RawSQL)
-	g.readyAt.Store(time.Now().Add(c.GroupSettle).UnixNano())
+	g.readyAt.Store(math.MaxInt64) // not serving before start
 	return g
 }
 
@@ -116,6 +117,8 @@ func (g *groupMember) start(ctx context.Context, t transport) error {
 	}); err != nil {
 		return fmt.Errorf("subscribe to group %s: %w", g.name, err)
 	}
+	// Settling starts now, not when the handler was made.
+	g.readyAt.Store(time.Now().Add(g.h.config.ExternalBroker.GroupSettle).UnixNano())
 	if err := g.announce(); err != nil {
 		return fmt.Errorf("join group %s: %w", g.name, err)
 	}
