@@ -553,3 +553,37 @@ func TestGroupChurn(t *testing.T) {
 	require.Positive(t, restarts)
 	require.Greater(t, total, writers*restarts, "the writers kept working through the restarts")
 }
+
+// TestGroupMemberThatCannotReadRequestsFailsStart: a member whose login may
+// use the group's topics and write answers but not read requests fails its
+// start-up check, although the other members (which do not know it yet,
+// and one of which owns its client id) could answer its ping. Control: the
+// members with the full rights started.
+func TestGroupMemberThatCannotReadRequestsFailsStart(t *testing.T) {
+	const handlerPass, narrowPass = "handler-secret", "narrow-secret"
+	passwd := extPasswordFile(t, "mqttspec", handlerPass, "narrow", narrowPass)
+	acl, err := os.ReadFile(filepath.Join(extExampleDir, "mqttspec.acl"))
+	require.NoError(t, err)
+	narrowACL := filepath.Join(t.TempDir(), "narrow.acl")
+	require.NoError(t, os.WriteFile(narrowACL, append(acl, []byte(
+		"\nuser narrow\ntopic readwrite spec/$group/#\ntopic write spec/+/response\ntopic write spec/+/notify/#\n")...), 0o644))
+	conf := strings.Replace(extExampleConfig(t, passwd), "acl_file ", "acl_file "+narrowACL+"\n#", 1)
+	broker := testbroker.NewMosquitto(t, conf)
+	e := groupEngine{name: "narrow", members: []string{broker.URL}, clients: broker.URL, group: "gnarrow",
+		username: "mqttspec", password: handlerPass}
+	dsn := testdb.PostgresDSN(t)
+	members := startGroup(t, e, dsn, 2)
+	require.Len(t, members[0].GroupMembers(), 2, "control: the members with every right started")
+	servedBy(t, members, "narrow-3") // one of them serves that client id now
+
+	h, err := mqttspec.NewHandlerWithGORM(openPostgres(t, dsn), mqttspec.WithExternalBroker(mqttspec.ExternalBrokerConfig{
+		BrokerURL: broker.URL, ClientID: "narrow-3", Group: e.group, Username: "narrow", Password: narrowPass,
+		ConnectTimeout: 3 * time.Second,
+	}), mqttspec.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	require.NoError(t, h.Registry().RegisterModel("public.users", &User{}))
+	err = h.Start()
+	require.Error(t, err, "the other members must not answer its self-check")
+	require.Contains(t, err.Error(), "self-check")
+	require.NoError(t, h.Shutdown())
+}

@@ -56,3 +56,12 @@ func TestRebalanceLetsGoOfClientsServedElsewhere(t *testing.T) {
 	}
 	require.False(t, late.Active, "nothing more is sent for it from here")
 }
+
+// TestOthersSelfCheckIsNotAnswered: the start-up ping of another member
+// (whose id this member may not know yet) is left to that member; a
+// client's own ping is not mistaken for one.
+func TestOthersSelfCheckIsNotAnswered(t *testing.T) {
+	require.True(t, othersSelfCheck([]byte(`{"id":"mqttspec-self-check-0b3c","type":"ping"}`)))
+	require.False(t, othersSelfCheck([]byte(`{"id":"1","type":"ping"}`)))
+	require.False(t, othersSelfCheck([]byte(`{"type":"ping","id":"x"}`)))
+}

@@ -69,8 +69,8 @@ func (h *Handler) onRequest(m broker.Message) bool {
 	if h.selfCheckAnswer(clientID, m.Payload) {
 		return true
 	}
-	if g := h.group; g != nil && !g.serves(clientID) {
-		return true // another member's client, or this member is not serving yet
+	if g := h.group; g != nil && (!g.serves(clientID) || othersSelfCheck(m.Payload)) {
+		return true // another member's client or start-up check, or this member is not serving yet
 	}
 	features := h.live.Load().features
 	if h.draining.Load() && features.Refusable {

@@ -1,6 +1,7 @@
 package mqttspec
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -19,7 +20,7 @@ import (
 // answers nothing. The ping is answered by onRequest directly, without
 // hooks (see selfCheckAnswer).
 func (h *Handler) selfCheck(ctx context.Context, t transport, clientID string) error {
-	id := "mqttspec-self-check-" + uuid.NewString()
+	id := selfCheckPrefix + uuid.NewString()
 	h.selfCheckID.Store(&id)
 	defer h.selfCheckID.Store(nil)
 	answered := make(chan struct{})
@@ -62,6 +63,16 @@ func (h *Handler) ownClientID(t transport) (string, bool) {
 		id = ext.Username
 	}
 	return id, validClientID(id)
+}
+
+// selfCheckPrefix starts the id of a self-check's ping.
+const selfCheckPrefix = "mqttspec-self-check-"
+
+// othersSelfCheck reports whether payload is the self-check ping of
+// another handler (a member of this one's group starting up, whose id this
+// one may not know yet): it must be answered by that handler alone.
+func othersSelfCheck(payload []byte) bool {
+	return bytes.HasPrefix(payload, []byte(`{"id":"`+selfCheckPrefix))
 }
 
 // selfCheckAnswer answers the self-check's ping, if payload on clientID's
