@@ -43,12 +43,12 @@ func NATSCluster(t testing.TB, n int) []string {
 	}
 	dir := t.TempDir()
 	ports := make([][3]int, n) // client, cluster, mqtt
+	free, err := freePorts(3 * n)
+	if err != nil {
+		t.Fatalf("testbroker: free ports: %v", err)
+	}
 	for i := range ports {
-		for j := range ports[i] {
-			if ports[i][j], err = freePort(); err != nil {
-				t.Fatalf("testbroker: free port: %v", err)
-			}
-		}
+		copy(ports[i][:], free[3*i:])
 	}
 	urls := make([]string, n)
 	for i := range n {
@@ -156,4 +156,26 @@ func natsRoundTrip(from, to string, attempt int) error {
 func isFile(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// freePorts returns n distinct free loopback ports: the listeners are held
+// until all are chosen (asked one at a time, the system may hand out the
+// same port twice).
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		held = append(held, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
