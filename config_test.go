@@ -43,6 +43,28 @@ func TestOptions(t *testing.T) {
 				require.Equal(t, DefaultKeepAlive, h.config.ExternalBroker.KeepAlive)
 			}},
 		{name: "external needs URL", opts: []Option{WithExternalBroker(ExternalBrokerConfig{})}, wantErr: "BrokerURL"},
+		{name: "group", opts: []Option{WithExternalBroker(ExternalBrokerConfig{BrokerURL: "tcp://127.0.0.1:1", ClientID: "api-1", Group: "api"})},
+			check: func(t *testing.T, h *Handler) {
+				require.True(t, h.config.ChangeFeed.Enabled, "a group turns the feed on")
+				require.Equal(t, DefaultGroupSettle, h.config.ExternalBroker.GroupSettle)
+				require.NotNil(t, h.group)
+				require.Equal(t, []string{"api-1"}, h.GroupMembers())
+			}},
+		{name: "group member needs its own client id", opts: []Option{WithExternalBroker(ExternalBrokerConfig{BrokerURL: "tcp://127.0.0.1:1", Group: "api"})},
+			wantErr: "ClientID"},
+		{name: "group name is one topic level", opts: []Option{WithExternalBroker(ExternalBrokerConfig{BrokerURL: "tcp://127.0.0.1:1", ClientID: "a", Group: "a/b"})},
+			wantErr: "one topic level"},
+		{name: "no group: no feed, no members", opts: []Option{WithExternalBroker(ExternalBrokerConfig{BrokerURL: "tcp://127.0.0.1:1"})},
+			check: func(t *testing.T, h *Handler) {
+				require.False(t, h.config.ChangeFeed.Enabled)
+				require.Nil(t, h.GroupMembers())
+			}},
+		{name: "change feed defaults", opts: []Option{WithChangeFeed(ChangeFeedConfig{})},
+			check: func(t *testing.T, h *Handler) {
+				f := h.config.ChangeFeed
+				require.True(t, f.Enabled)
+				require.Equal(t, ChangeFeedConfig{Enabled: true, PollInterval: DefaultFeedPoll, GapWait: DefaultFeedGapWait, Retention: DefaultFeedRetention}, f)
+			}},
 		{name: "qos zero is kept", opts: []Option{WithQoS(0, 0, 0)},
 			check: func(t *testing.T, h *Handler) { require.Equal(t, QoSConfig{}, h.config.QoS) }},
 		{name: "qos 3 refused", opts: []Option{WithQoS(1, 3, 1)}, wantErr: "QoS"},
