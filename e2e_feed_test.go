@@ -4,6 +4,7 @@ package mqttspec_test
 // on the embedded broker and PostgreSQL.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/mqttspec/mqttspec"
 	"github.com/mqttspec/mqttspec/internal/mqtttest"
 	"github.com/mqttspec/mqttspec/internal/testdb"
+	"github.com/mqttspec/mqttspec/query"
 )
 
 // startFeedServer starts an embedded handler on a fresh PostgreSQL
@@ -139,4 +141,48 @@ func TestChangeFeedNeedsPostgreSQL(t *testing.T) {
 	require.True(t, strings.Contains(err.Error(), "PostgreSQL"), err.Error())
 	require.Empty(t, h.Addr(), "nothing was started")
 	require.NoError(t, h.Shutdown())
+}
+
+// TestChangeFeedWithBun runs the feed through the Bun adapter: its
+// statements, the records PostgreSQL rebuilds from the recorded rows, and
+// a number committed after a later one.
+func TestChangeFeedWithBun(t *testing.T) {
+	db := testdb.OpenBun(t, query.DialectPostgres, &Author{})
+	h, err := mqttspec.NewHandlerWithBun(db,
+		mqttspec.WithEmbeddedBroker(mqttspec.BrokerConfig{Host: "127.0.0.1", Port: -1}),
+		mqttspec.WithChangeFeed(mqttspec.ChangeFeedConfig{}),
+		mqttspec.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	require.NoError(t, h.Registry().RegisterModel("public.authors", &Author{}))
+	require.NoError(t, h.Start())
+	t.Cleanup(func() { require.NoError(t, h.Shutdown()) })
+	c := mqtttest.Connect(t, "tcp://"+h.Addr(), "watcher")
+	mqtttest.OK(t, c.Request(map[string]any{
+		"type": "subscription", "operation": "subscribe", "schema": "public", "entity": "authors",
+		"options": map[string]any{"snapshot": true, "filters": []any{map[string]any{"column": "status", "operator": "eq", "value": "active"}}},
+	}))
+	ctx := context.Background()
+	_, err = db.ExecContext(ctx, "INSERT INTO authors (name, status, score, active) VALUES ('Le Guin', 'active', 9, true)")
+	require.NoError(t, err)
+	n := c.NextNote()
+	require.Equal(t, "create", n["operation"])
+	rec := n["data"].(map[string]any)
+	require.Equal(t, "Le Guin", rec["name"])
+	require.Equal(t, float64(9), rec["score"])
+	require.Equal(t, true, rec["active"])
+
+	slow, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	_, err = slow.ExecContext(ctx, "UPDATE authors SET score = 10 WHERE name = 'Le Guin'")
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "INSERT INTO authors (name, status, score, active) VALUES ('Butler', 'active', 8, true)")
+	require.NoError(t, err)
+	n = c.NextNote()
+	require.Equal(t, "Butler", n["data"].(map[string]any)["name"])
+	require.NoError(t, slow.Commit())
+	n = c.NextNote()
+	require.Equal(t, "update", n["operation"], "the earlier number, committed later")
+	require.Equal(t, float64(10), n["data"].(map[string]any)["score"])
+	require.Equal(t, float64(9), n["previous"].(map[string]any)["score"])
+	require.Equal(t, float64(3), n["seq"])
 }
