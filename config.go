@@ -138,7 +138,7 @@ type ExternalBrokerConfig struct {
 	// prefix together (see the README, "Running several instances"):
 	// every client id is served by exactly one member, members find each
 	// other through retained presence messages on
-	// {prefix}/$group/{Group}/{ClientID} and their wills, and writes,
+	// {prefix}/$group/{Group}/members/{ClientID} and their wills, and writes,
 	// subscriptions and changes go through the shared PostgreSQL database
 	// (the change feed is turned on). Each member needs its own ClientID.
 	// A member always starts a clean session: requests sent while it was
