@@ -20,7 +20,10 @@
 // create in 10), fanout (100 subscribers, 2 writers creating records half
 // of the subscribers match). Creates are also compared with GORM inserting
 // on the same SQLite file from as many goroutines as the load keeps
-// requests in flight.
+// requests in flight. Before the loads, -idle connections (10,000) are
+// held open against the Mochi echo and the embedded library, each
+// subscribed to its two topics and silent, and each server's heap,
+// goroutine stacks and resident memory per connection are reported.
 package main
 
 import (
@@ -66,6 +69,7 @@ type options struct {
 	cpuprofile       string
 	groups           []int    // members per group run (external, PostgreSQL)
 	groupScenarios   []string // loads of the group runs
+	idle             int      // idle connections held against each embedded target
 }
 
 func parseFlags() options {
@@ -79,6 +83,7 @@ func parseFlags() options {
 	flag.StringVar(&qos, "qos", "1,0", "QoS levels of requests and answers")
 	flag.IntVar(&o.rows, "rows", 10000, "users stored before the load")
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	flag.IntVar(&o.idle, "idle", 10000, "idle connections held against the Mochi echo and the embedded library, for memory (0 for none)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the embedded library's process here")
 	var groups, groupScen string
 	flag.StringVar(&groups, "group", "", "members of each group run on mosquitto and PostgreSQL, e.g. 1,2,3 (\"\" for none)")
@@ -116,7 +121,13 @@ type result struct {
 	P99      float64            `json:"p99_ms"`
 	Max      float64            `json:"max_ms"`
 	Failures int                `json:"failures"`
-	CPU      map[string]float64 `json:"cpu_us_per_request"`
+	CPU      map[string]float64 `json:"cpu_us_per_request,omitempty"`
+	// The idle load: connections held and what the server holds for each.
+	IdleConns         int     `json:"idle_connections,omitempty"`
+	HeapPerConn       float64 `json:"heap_bytes_per_connection,omitempty"`
+	StacksPerConn     float64 `json:"stack_bytes_per_connection,omitempty"`
+	RSSPerConn        float64 `json:"resident_bytes_per_connection,omitempty"`
+	GoroutinesPerConn float64 `json:"goroutines_per_connection,omitempty"`
 }
 
 // target is something the load runs against.
@@ -127,7 +138,7 @@ type target struct {
 	procs  map[string]int // process name -> pid, for CPU
 	// library targets answer subscription requests (fanout).
 	library bool
-	srv     *server
+	srv     *server // the process answering "reset" (library) and "mem"
 }
 
 func run() error {
@@ -163,7 +174,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	echoT := &target{name: "mochi-echo", addr: echoSrv.addr, prefix: "spec", procs: map[string]int{"server": echoSrv.pid(), "load": self}}
+	echoT := &target{name: "mochi-echo", addr: echoSrv.addr, prefix: "spec", procs: map[string]int{"server": echoSrv.pid(), "load": self}, srv: echoSrv}
 	embT := &target{name: "embedded", addr: embSrv.addr, prefix: "spec", procs: map[string]int{"server": embSrv.pid(), "load": self}, library: true, srv: embSrv}
 
 	var pahoT, extT *target
@@ -199,6 +210,15 @@ func run() error {
 	}
 
 	var results []result
+	if o.idle > 0 { // first, while nothing else is connected
+		for _, t := range []*target{echoT, embT} {
+			r, err := measureIdle(ctx, o.idle, t)
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+		}
+	}
 	pair := func(name string, qos byte, ceiling, lib *target) error {
 		sc, ok := scenarios[name]
 		if !ok {
@@ -344,7 +364,7 @@ func measurePair(ctx context.Context, o options, sc scenario, qos byte, ceiling,
 // measure runs sc once against t, on the stored rows only (what earlier
 // loads created is deleted first).
 func measure(ctx context.Context, o options, sc scenario, qos byte, t *target) (result, error) {
-	if t.srv != nil {
+	if t.library {
 		if _, err := t.srv.command("reset", "RESET"); err != nil {
 			return result{}, err
 		}
@@ -481,11 +501,22 @@ func ratio(r result) string {
 	return fmt.Sprintf("%5.0f%%", 100*r.Ratio)
 }
 
-// printTable prints every result as a table.
+// printTable prints the results of the loads as a table, then those of
+// the idle connections as another.
 func printTable(rs []result) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\tqos\ttarget\treq/s\tnotes/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tfailed\tserver µs/req\tbroker µs/req\tdb µs/req\tload µs/req\t")
+	loads, idle := []result{}, []result{}
 	for _, r := range rs {
+		if r.Scenario == "idle" {
+			idle = append(idle, r)
+		} else {
+			loads = append(loads, r)
+		}
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(loads) > 0 {
+		fmt.Fprintln(w, "scenario\tqos\ttarget\treq/s\tnotes/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tfailed\tserver µs/req\tbroker µs/req\tdb µs/req\tload µs/req\t")
+	}
+	for _, r := range loads {
 		notes := ""
 		if r.Notes > 0 {
 			notes = fmt.Sprintf("%.0f", r.Notes)
@@ -499,6 +530,16 @@ func printTable(rs []result) {
 		fmt.Fprintf(w, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t\n",
 			r.Scenario, r.QoS, r.Target, r.Rate, notes, strings.TrimSpace(ratio(r)), r.P50, r.P99, r.Max, r.Failures,
 			cpu("server"), cpu("broker"), cpu("db"), cpu("load"))
+	}
+	_ = w.Flush()
+	if len(idle) == 0 {
+		return
+	}
+	fmt.Println()
+	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "idle\ttarget\tconnections\theap B/conn\tstacks B/conn\tresident B/conn\tgoroutines/conn\t")
+	for _, r := range idle {
+		fmt.Fprintf(w, "idle\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t\n", r.Target, r.IdleConns, r.HeapPerConn, r.StacksPerConn, r.RSSPerConn, r.GoroutinesPerConn)
 	}
 	_ = w.Flush()
 }

@@ -120,6 +120,10 @@ func serve(args []string) error {
 			fmt.Printf("INSERTED %d %g\n", n, took.Seconds())
 			continue
 		}
+		if in.Text() == "mem" {
+			fmt.Println(memReport())
+			continue
+		}
 		if in.Text() == "reset" && db != nil {
 			err := db.Where("id > ?", *rows).Delete(&User{}).Error
 			fmt.Println("RESET", err)
