@@ -74,7 +74,12 @@ func (b *EmbeddedBroker) broker() *mochi.Broker {
 // one). Mochi ORs the answers of hooks: a hook that allows a CONNECT or a
 // topic the broker's own hook refuses overrides it, so an added auth or ACL
 // hook must be at least as strict for the {prefix}/{client id}/ topics.
-// Do not call Serve or Close on it; use Start and Stop.
+// Answers and notifications the handler sends to a connected MQTT 3.1.1
+// client at QoS 1 are written to that client's connection without Mochi's
+// routing (no other client may read them): inline subscriptions and the
+// OnPublish and OnQosPublish of added hooks do not see them, while
+// OnPacketSent and OnQosComplete do. Do not call Serve or Close on it; use
+// Start and Stop.
 func (b *EmbeddedBroker) Server() *mqtt.Server {
 	if e := b.broker(); e != nil {
 		return e.Server()

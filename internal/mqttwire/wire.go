@@ -1,4 +1,4 @@
-// Package mqttwire writes and reads single MQTT 3.1.1 packets with Mochi's
+// Package mqttwire writes and reads single MQTT 3.1.1 (or 5) packets with Mochi's
 // codec, for the raw clients of the tests (internal/mqtttest) and of the
 // load command (cmd/mqttspec-bench), which send what a client library
 // would not and cost less than one.
@@ -15,8 +15,12 @@ import (
 
 // Encode appends pk, as MQTT 3.1.1, to buf. CONNECT, PUBLISH, PUBACK,
 // SUBSCRIBE, DISCONNECT and PINGREQ are supported.
-func Encode(buf *bytes.Buffer, pk packets.Packet) error {
-	pk.ProtocolVersion = 4
+func Encode(buf *bytes.Buffer, pk packets.Packet) error { return EncodeVersion(buf, pk, 4) }
+
+// EncodeVersion is Encode for protocol version v (4 for MQTT 3.1.1, 5 for
+// MQTT 5, whose packets carry pk.Properties).
+func EncodeVersion(buf *bytes.Buffer, pk packets.Packet, v byte) error {
+	pk.ProtocolVersion = v
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		pk.Connect.ProtocolName = []byte("MQTT")
@@ -35,11 +39,14 @@ func Encode(buf *bytes.Buffer, pk packets.Packet) error {
 	return fmt.Errorf("mqttwire: cannot encode packet type %d", pk.FixedHeader.Type)
 }
 
-// Read reads the next packet from r: CONNACK, PUBLISH, PUBACK, SUBACK and
-// PINGRESP are decoded; any other type is an error.
-func Read(r *bufio.Reader) (packets.Packet, error) {
+// Read reads the next MQTT 3.1.1 packet from r: CONNACK, PUBLISH, PUBACK,
+// SUBACK and PINGRESP are decoded; any other type is an error.
+func Read(r *bufio.Reader) (packets.Packet, error) { return ReadVersion(r, 4) }
+
+// ReadVersion is Read for protocol version v.
+func ReadVersion(r *bufio.Reader, v byte) (packets.Packet, error) {
 	var pk packets.Packet
-	pk.ProtocolVersion = 4
+	pk.ProtocolVersion = v
 	b, err := r.ReadByte()
 	if err != nil {
 		return pk, err

@@ -98,7 +98,8 @@ type Broker struct {
 	logger        *slog.Logger
 	server        *mqtt.Server
 	writesPending int
-	outboxes      sync.Map // client id -> *outbox (outbox.go)
+	outboxes      sync.Map     // client id -> *outbox (outbox.go)
+	written       atomic.Int64 // messages writeDirect wrote or tried to (direct.go)
 
 	running atomic.Bool
 	conns   sync.Map // *mqtt.Client -> broker.Session, from CONNECT to disconnect

@@ -23,9 +23,11 @@ type conn struct {
 	established atomic.Bool  // OnSessionEstablished ran
 	connacked   atomic.Bool  // a successful CONNACK was written
 	queuedBytes atomic.Int64 // payload bytes of the QoS 1/2 messages held for it
-	// privateQoS is the highest QoS of the client's subscriptions that can
-	// match its private topics, or -1 when they changed (see viaOutbox).
-	privateQoS atomic.Int32
+	// subsChanged counts the changes of the client's subscriptions;
+	// private holds those that can match its private topics as of one
+	// count (see privateGrants).
+	subsChanged atomic.Uint64
+	private     atomic.Pointer[grants]
 
 	mu          sync.Mutex
 	sizes       map[uint16]int  // payload bytes of the held messages, by packet id

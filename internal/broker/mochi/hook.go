@@ -109,7 +109,6 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		b.discardSession(cl.ID)
 	}
 	c := &conn{session: adm.Session, cl: cl}
-	c.privateQoS.Store(-1)
 	b.resumeSession(cl.ID, c, !adm.Fresh && !pk.Connect.Clean)
 	b.conns.Store(cl, c)
 	if tc, ok := cl.Net.Conn.(*trackedConn); ok {
@@ -136,7 +135,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	c.established.Store(true)
-	c.privateQoS.Store(-1) // a resumed session brings subscriptions
+	c.subsChanged.Add(1) // a resumed session brings subscriptions
 	if err := h.b.events.Connected(c.session); err != nil {
 		h.b.logger.Warn("connection closed after it was established", "client", cl.ID, "remote", cl.Net.Remote, "reason", err)
 		_ = h.b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
@@ -163,14 +162,14 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
 		c.mu.Lock()
 		c.subscribing = nil
 		c.mu.Unlock()
-		c.privateQoS.Store(-1)
+		c.subsChanged.Add(1)
 	}
 }
 
 // OnUnsubscribed notes that the client's subscriptions changed.
 func (h *hook) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) {
 	if c, ok := h.b.connOf(cl); ok {
-		c.privateQoS.Store(-1)
+		c.subsChanged.Add(1)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mqttspec/mqttspec/internal/broker"
 )
 
 // Messages the core publishes at QoS 1 or 2 to a client go through that
@@ -65,29 +65,52 @@ func (b *Broker) viaOutbox(id, topic string, qos byte) bool {
 	if !ok {
 		return true
 	}
-	granted := c.privateQoS.Load()
-	if granted < 0 {
-		granted = b.privateQoSOf(cl)
-		c.privateQoS.CompareAndSwap(-1, granted)
-	}
-	return min(byte(granted), qos) > 0
+	return min(b.privateGrants(c).max, qos) > 0
 }
 
-// privateQoSOf returns the highest QoS cl's subscriptions are granted among
-// those that can match a topic under {prefix}/{cl.ID}/.
-func (b *Broker) privateQoSOf(cl *mqtt.Client) int32 {
-	under := append(splitTopic(b.config.Prefix), cl.ID)
-	granted := int32(0)
-	for filter, sub := range cl.State.Subscriptions.GetAll() {
+// grants are the subscriptions of a client that can match topics under
+// {prefix}/{client id}/, with the QoS each was granted, as of one count of
+// the client's subscription changes.
+type grants struct {
+	changes uint64
+	filters []string
+	qos     []byte
+	max     byte
+}
+
+// privateGrants returns c's subscriptions that can match its private
+// topics, computed again only after they changed.
+func (b *Broker) privateGrants(c *conn) *grants {
+	changes := c.subsChanged.Load()
+	if g := c.private.Load(); g != nil && g.changes == changes {
+		return g
+	}
+	g := &grants{changes: changes}
+	under := append(splitTopic(b.config.Prefix), c.cl.ID)
+	for filter, sub := range c.cl.State.Subscriptions.GetAll() {
 		f := splitTopic(filter)
 		if len(f) > 2 && strings.EqualFold(f[0], "$share") {
 			f = f[2:]
 		}
-		if int32(sub.Qos) > granted && filterReachesUnder(f, under) {
-			granted = int32(sub.Qos)
+		if filterReachesUnder(f, under) {
+			g.filters = append(g.filters, filter)
+			g.qos = append(g.qos, sub.Qos)
+			g.max = max(g.max, sub.Qos)
 		}
 	}
-	return granted
+	c.private.Store(g)
+	return g
+}
+
+// grantFor returns the highest QoS of the subscriptions in g that match
+// topic, and whether any does.
+func (g *grants) grantFor(topic string) (qos byte, ok bool) {
+	for i, f := range g.filters {
+		if broker.MatchTopic(f, topic) {
+			qos, ok = max(qos, g.qos[i]), true
+		}
+	}
+	return qos, ok
 }
 
 // filterReachesUnder reports whether the filter levels f can match a topic
@@ -185,7 +208,9 @@ func (b *Broker) drainOutbox(id string, ob *outbox) {
 		ob.bytes -= len(m.payload)
 		ob.sending = true
 		ob.mu.Unlock()
-		_ = b.server.Publish(m.topic, m.payload, false, m.qos)
+		if !b.writeDirect(id, m) {
+			_ = b.server.Publish(m.topic, m.payload, false, m.qos)
+		}
 		ob.mu.Lock()
 		ob.sending = false
 		if ob.handed != nil {
