@@ -75,8 +75,7 @@ func (b *EmbeddedBroker) broker() *mochi.Broker {
 // topic the broker's own hook refuses overrides it, so an added auth or ACL
 // hook must be at least as strict for the {prefix}/{client id}/ topics.
 // Answers and notifications the handler sends to a connected MQTT 3.1.1
-// client at QoS 1 are written to that client's connection without Mochi's
-// routing (no other client may read them): inline subscriptions and the
+// client are written to that client's connection without Mochi's routing (no other client may read them): inline subscriptions and the
 // OnPublish and OnQosPublish of added hooks do not see them, while
 // OnPacketSent and OnQosComplete do. Do not call Serve or Close on it; use
 // Start and Stop.

@@ -304,7 +304,7 @@ func (b *Broker) Publish(topic string, qos byte, payload []byte) error {
 	if topic == "" || strings.ContainsAny(topic, "+#") {
 		return fmt.Errorf("mqttspec: embedded broker: publish: invalid topic %q", topic)
 	}
-	if id, ok := privateClient(b.config.Prefix, topic); ok && qos > 0 && b.viaOutbox(id, topic, qos) {
+	if id, ok := privateClient(b.config.Prefix, topic); ok && b.viaOutbox(id, topic, qos) {
 		b.enqueue(id, outMsg{topic: topic, payload: payload, qos: qos})
 		return nil
 	}

@@ -81,6 +81,12 @@ func TestDirectWriteFollowsTheClientsSubscriptions(t *testing.T) {
 			want:    []delivery{{"spec/A/response", "answer", 0}, {"spec/A/notify/s1", "marker", 1}},
 		},
 		{
+			name:    "QoS 0 messages",
+			filters: map[string]byte{"spec/A/response": 1},
+			publish: []delivery{{"spec/A/response", "answer", 0}, {"spec/A/response", "marker", 0}},
+			want:    []delivery{{"spec/A/response", "answer", 0}, {"spec/A/response", "marker", 0}},
+		},
+		{
 			name:    "overlapping subscriptions",
 			filters: map[string]byte{"spec/A/#": 1, "spec/A/response": 0},
 			publish: []delivery{{"spec/A/response", "answer", 1}, {"spec/A/notify/s1", "marker", 1}},
@@ -119,9 +125,10 @@ func TestDirectWriteFollowsTheClientsSubscriptions(t *testing.T) {
 	}
 }
 
-// TestDirectWriteKeepsOrderBehindMochisQueue: QoS 0 messages published
-// through Mochi wait in its write queue; a QoS 1 message published after
-// them goes out after them, not past them.
+// TestDirectWriteKeepsOrderBehindMochisQueue: messages published through
+// Mochi itself (as a program may, with Server) wait in its write queue; a
+// message the broker publishes after them goes out after them, not past
+// them.
 func TestDirectWriteKeepsOrderBehindMochisQueue(t *testing.T) {
 	b := brokerTestEmbedded(t, Config{}, brokerTestNewEvents())
 	for round := range 20 {
@@ -130,13 +137,15 @@ func TestDirectWriteKeepsOrderBehindMochisQueue(t *testing.T) {
 		directTestSubscribe(t, r, map[string]byte{"spec/" + id + "/response": 1, "spec/" + id + "/notify/+": 1})
 		const queued = 100
 		for i := range queued {
-			require.NoError(t, b.Publish("spec/"+id+"/response", 0, fmt.Appendf(nil, "q0-%d", i)))
+			require.NoError(t, b.server.Publish("spec/"+id+"/response", fmt.Appendf(nil, "q0-%d", i), false, 0))
 		}
 		require.NoError(t, b.Publish("spec/"+id+"/notify/s1", 1, []byte("last")))
+		require.NoError(t, b.Publish("spec/"+id+"/response", 0, []byte("last at QoS 0")))
 		for i := range queued {
 			require.Equal(t, fmt.Sprint("q0-", i), string(directTestRead(t, r).Payload), "round %d", round)
 		}
 		require.Equal(t, "last", string(directTestRead(t, r).Payload))
+		require.Equal(t, "last at QoS 0", string(directTestRead(t, r).Payload))
 		r.Reset()
 	}
 }

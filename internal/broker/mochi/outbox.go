@@ -48,11 +48,12 @@ type outMsg struct {
 
 // viaOutbox reports whether a message to client id on topic at qos must
 // go through the client's outbox: it has one already (messages keep their
-// order), or it is connected and the message reaches it at QoS 1 or 2.
-// A session without connection is only stored into, and Mochi hands a
-// QoS 0 delivery to the write queue without waiting: neither can hold up
-// the publisher, so such messages are handed to Mochi at once (and a
-// session's are queued before it can return).
+// order), or it is connected and the message reaches it at QoS 1 or 2, or
+// at any QoS when the outbox can write it itself (writeDirect, an MQTT
+// 3.1.1 client). A session without connection is only stored into, and
+// Mochi hands a QoS 0 delivery to the write queue without waiting: neither
+// can hold up the publisher, so such messages are handed to Mochi at once
+// (and a session's are queued before it can return).
 func (b *Broker) viaOutbox(id, topic string, qos byte) bool {
 	if _, ok := b.outboxes.Load(id); ok {
 		return true
@@ -65,7 +66,7 @@ func (b *Broker) viaOutbox(id, topic string, qos byte) bool {
 	if !ok {
 		return true
 	}
-	return min(b.privateGrants(c).max, qos) > 0
+	return plainV311(cl) || min(b.privateGrants(c).max, qos) > 0
 }
 
 // grants are the subscriptions of a client that can match topics under
