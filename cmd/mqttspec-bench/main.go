@@ -84,7 +84,7 @@ func parseFlags() options {
 	flag.IntVar(&o.rows, "rows", 10000, "users stored before the load")
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.IntVar(&o.idle, "idle", 10000, "idle connections held against the Mochi echo and the embedded library, for memory (0 for none)")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the embedded library's process here")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the embedded library's process here (and of the external one to this path + \".external\")")
 	var groups, groupScen string
 	flag.StringVar(&groups, "group", "", "members of each group run on mosquitto and PostgreSQL, e.g. 1,2,3 (\"\" for none)")
 	flag.StringVar(&groupScen, "group-scenarios", "read,create", "loads of the group runs")
@@ -199,7 +199,11 @@ func run() error {
 			}
 			pahoT = &target{name: "paho-echo", addr: mosq.Addr, prefix: "echo", procs: map[string]int{"server": pahoSrv.pid(), "broker": mosq.PID(), "load": self}}
 			if len(o.external) > 0 { // not beside a group: both would answer spec/+/request
-				extSrv, err := start("external", "external", "-broker", mosq.URL, "-rows", rows)
+				extArgs := []string{"-broker", mosq.URL, "-rows", rows}
+				if o.cpuprofile != "" {
+					extArgs = append(extArgs, "-cpuprofile", o.cpuprofile+".external")
+				}
+				extSrv, err := start("external", "external", extArgs...)
 				if err != nil {
 					return err
 				}
