@@ -54,6 +54,10 @@ type Handler struct {
 	// follows the database's changes (nil: writes notify by themselves).
 	group *groupMember
 	feed  *feed
+	// serialWrites makes the handler's writes take turns, holding writeMu
+	// from BEGIN to COMMIT (SQLite, see writes.go).
+	serialWrites bool
+	writeMu      sync.Mutex
 }
 
 // liveTransport is the started edge and what it provides.
@@ -122,6 +126,8 @@ func newHandler(db adapters.Database, registry adapters.ModelRegistry, cfg *Conf
 		logger:  slog.New(defaultLogs{}),
 		ctx:     ctx,
 		cancel:  cancel,
+
+		serialWrites: serializesWrites(db),
 	}
 	h.drainCtx, h.drainCancel = context.WithCancel(ctx)
 	for _, opt := range opts {

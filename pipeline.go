@@ -264,6 +264,11 @@ func (h *Handler) execute(r *request, payload []byte) (*result, error) {
 		return nil, err
 	}
 	if op.writes {
+		done, err := h.writeTurn(r.ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer done() // after the rollback below
 		tx, err := h.db.Begin(r.ctx)
 		if err != nil {
 			return nil, fmt.Errorf("begin %s: %w", r.model.Name, err)

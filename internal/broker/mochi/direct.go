@@ -26,7 +26,8 @@ import (
 // (false) when Mochi's way differs or must keep the order:
 //   - MQTT 5 clients (topic aliases, receive maximum, subscription
 //     identifiers and message expiry are Mochi's to apply);
-//   - a client without a connection (the message goes to its session);
+//   - a client without a connection (the message goes to its session),
+//     or whose CONNACK and resent messages are not all out yet;
 //   - while Mochi's write queue for the client holds messages published
 //     through Mochi (they must go out first).
 //
@@ -38,15 +39,16 @@ func (b *Broker) writeDirect(id string, m outMsg) bool {
 	if !ok || cl.Net.Inline || cl.Net.Conn == nil || cl.Closed() || !plainV311(cl) {
 		return false
 	}
-	c, ok := b.conns.Load(cl)
-	if !ok || unsent(cl) > 0 {
+	v, ok := b.conns.Load(cl)
+	if !ok || !v.(*conn).established.Load() || unsent(cl) > 0 {
 		return false
 	}
-	qos, ok := b.privateGrants(c.(*conn)).grantFor(m.topic)
+	c := v.(*conn)
+	qos, ok := b.privateGrants(c).grantFor(m.topic)
 	if !ok {
 		return true // no subscription of the client matches: Mochi would deliver it to nobody
 	}
-	if !b.deliverable(c.(*conn), cl, m.topic) {
+	if !b.deliverable(c, cl, m.topic) {
 		return true // dropped and reported, as our OnACLCheck makes Mochi drop it
 	}
 	now := time.Now().Unix()
