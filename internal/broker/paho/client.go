@@ -278,6 +278,9 @@ func (b *Client) options() *mqtt.ClientOptions {
 	if w := b.config.Will; w != nil {
 		o.SetBinaryWill(w.Topic, w.Payload, w.QoS, w.Retained)
 	}
+	if dial := bufferedDialer(b.config.BrokerURL); dial != nil {
+		o.SetCustomOpenConnectionFn(dial)
+	}
 	return o
 }
 
