@@ -14,7 +14,7 @@ import (
 )
 
 // Encode appends pk, as MQTT 3.1.1, to buf. CONNECT, PUBLISH, PUBACK,
-// SUBSCRIBE, DISCONNECT and PINGREQ are supported.
+// SUBSCRIBE, UNSUBSCRIBE, DISCONNECT and PINGREQ are supported.
 func Encode(buf *bytes.Buffer, pk packets.Packet) error { return EncodeVersion(buf, pk, 4) }
 
 // EncodeVersion is Encode for protocol version v (4 for MQTT 3.1.1, 5 for
@@ -31,6 +31,8 @@ func EncodeVersion(buf *bytes.Buffer, pk packets.Packet, v byte) error {
 		return pk.PubackEncode(buf)
 	case packets.Subscribe:
 		return pk.SubscribeEncode(buf)
+	case packets.Unsubscribe:
+		return pk.UnsubscribeEncode(buf)
 	case packets.Disconnect:
 		return pk.DisconnectEncode(buf)
 	case packets.Pingreq:
@@ -40,7 +42,7 @@ func EncodeVersion(buf *bytes.Buffer, pk packets.Packet, v byte) error {
 }
 
 // Read reads the next MQTT 3.1.1 packet from r: CONNACK, PUBLISH, PUBACK,
-// SUBACK and PINGRESP are decoded; any other type is an error.
+// SUBACK, UNSUBACK and PINGRESP are decoded; any other type is an error.
 func Read(r *bufio.Reader) (packets.Packet, error) { return ReadVersion(r, 4) }
 
 // ReadVersion is Read for protocol version v.
@@ -72,6 +74,8 @@ func ReadVersion(r *bufio.Reader, v byte) (packets.Packet, error) {
 		err = pk.PubackDecode(body)
 	case packets.Suback:
 		err = pk.SubackDecode(body)
+	case packets.Unsuback:
+		err = pk.UnsubackDecode(body)
 	case packets.Pingresp:
 	default:
 		err = fmt.Errorf("mqttwire: unexpected packet type %d", pk.FixedHeader.Type)

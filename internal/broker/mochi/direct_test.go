@@ -125,6 +125,23 @@ func TestDirectWriteFollowsTheClientsSubscriptions(t *testing.T) {
 	}
 }
 
+// TestDirectWriteFollowsUnsubscribe: once the client unsubscribes from its
+// notify topics, a notification is no longer written to it; before, it is.
+func TestDirectWriteFollowsUnsubscribe(t *testing.T) {
+	b := brokerTestEmbedded(t, Config{}, brokerTestNewEvents())
+	r := directTestClient(t, b, "U", true)
+	directTestSubscribe(t, r, map[string]byte{"spec/U/response": 1, "spec/U/notify/+": 1})
+	require.NoError(t, b.Publish("spec/U/notify/s1", 1, []byte("subscribed")))
+	require.Equal(t, "subscribed", string(directTestRead(t, r).Payload))
+
+	require.NoError(t, r.Write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe, Qos: 1}, PacketID: 2,
+		Filters: packets.Subscriptions{{Filter: "spec/U/notify/+"}}}))
+	r.Expect(packets.Unsuback)
+	require.NoError(t, b.Publish("spec/U/notify/s1", 1, []byte("unsubscribed")))
+	require.NoError(t, b.Publish("spec/U/response", 1, []byte("marker")))
+	require.Equal(t, "marker", string(directTestRead(t, r).Payload), "the notification after UNSUBSCRIBE")
+}
+
 // TestDirectWriteKeepsOrderBehindMochisQueue: messages published through
 // Mochi itself (as a program may, with Server) wait in its write queue; a
 // message the broker publishes after them goes out after them, not past
