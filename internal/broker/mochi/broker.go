@@ -296,7 +296,9 @@ func (b *Broker) Stop(ctx context.Context) error {
 }
 
 // Publish publishes payload to topic as the broker's inline client. The
-// message reaches subscribers at up to qos.
+// message reaches subscribers at up to qos. A message to a connected
+// client's own topics goes through the client's outbox (outbox.go) and
+// Publish does not wait for it.
 func (b *Broker) Publish(topic string, qos byte, payload []byte) error {
 	if !b.running.Load() {
 		return fmt.Errorf("mqttspec: embedded broker: publish %s: %w", topic, errNotRunning)

@@ -9,17 +9,18 @@ import (
 	"github.com/mqttspec/mqttspec/internal/broker"
 )
 
-// Messages the core publishes at QoS 1 or 2 to a client go through that
-// client's outbox. Mochi writes to a client's socket while holding the
-// client's lock, and a QoS 1/2 publish to the client takes the same lock
-// (for a packet id): published straight from the core's goroutines, a
-// message would hold them up for as long as the client's socket stays
-// full, which for a client that does not read is until its connection
-// times out. The outbox hands its messages to Mochi from a goroutine of
-// its own, which exists only while the outbox holds some, so nothing of
-// the core ever waits on one client. What a client that does not read
-// leaves in its outbox beyond writesPending messages or MaxQueuedBytes
-// bytes is dropped and reported.
+// Messages the core publishes at QoS 1 or 2 to a connected client, and at
+// any QoS to a connected MQTT 3.1.1 client, go through that client's
+// outbox. Mochi writes to a client's socket while holding the client's
+// lock, and a QoS 1/2 publish to the client takes the same lock (for a
+// packet id): published straight from the core's goroutines, a message
+// would hold them up for as long as the client's socket stays full, which
+// for a client that does not read is until its connection times out. The
+// outbox's goroutine, which exists only while the outbox holds messages,
+// writes them to the connection itself (writeDirect, direct.go) or hands
+// them to Mochi, so nothing of the core ever waits on one client. What a
+// client that does not read leaves in its outbox beyond writesPending
+// messages or MaxQueuedBytes bytes is dropped and reported.
 
 // outbox is the queue of one client id.
 type outbox struct {
@@ -49,11 +50,12 @@ type outMsg struct {
 // viaOutbox reports whether a message to client id on topic at qos must
 // go through the client's outbox: it has one already (messages keep their
 // order), or it is connected and the message reaches it at QoS 1 or 2, or
-// at any QoS when the outbox can write it itself (writeDirect, an MQTT
-// 3.1.1 client). A session without connection is only stored into, and
-// Mochi hands a QoS 0 delivery to the write queue without waiting: neither
-// can hold up the publisher, so such messages are handed to Mochi at once
-// (and a session's are queued before it can return).
+// it is a connected MQTT 3.1.1 client, whose outbox writes every message
+// itself (writeDirect). A session without connection is only stored into,
+// and Mochi hands a QoS 0 delivery to an MQTT 5 client's write queue
+// without waiting: neither can hold up the publisher, so such messages are
+// handed to Mochi at once (and a session's are queued before it can
+// return).
 func (b *Broker) viaOutbox(id, topic string, qos byte) bool {
 	if _, ok := b.outboxes.Load(id); ok {
 		return true
@@ -175,8 +177,8 @@ func (b *Broker) enqueue(id string, m outMsg) {
 	}
 }
 
-// drainOutbox hands ob's messages to Mochi until ob has stayed empty for
-// outboxLinger, then removes it.
+// drainOutbox writes ob's messages to the client (or hands them to Mochi)
+// until ob has stayed empty for outboxLinger, then removes it.
 func (b *Broker) drainOutbox(id string, ob *outbox) {
 	timer := time.NewTimer(outboxLinger)
 	defer timer.Stop()
