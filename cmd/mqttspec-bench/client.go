@@ -27,8 +27,11 @@ type conn struct {
 }
 
 // dial connects a client with id to addr ("host:port") that speaks the
-// protocol under prefix.
-func dial(addr, prefix, id string) (*conn, error) {
+// protocol under prefix, with buffers for a load.
+func dial(addr, prefix, id string) (*conn, error) { return dialSized(addr, prefix, id, 64<<10) }
+
+// dialSized is dial with read and write buffers of size bytes.
+func dialSized(addr, prefix, id string, size int) (*conn, error) {
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
@@ -36,7 +39,7 @@ func dial(addr, prefix, id string) (*conn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	c := &conn{id: id, prefix: prefix, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
+	c := &conn{id: id, prefix: prefix, nc: nc, r: bufio.NewReaderSize(nc, size), w: bufio.NewWriterSize(nc, size)}
 	if err := c.write(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Connect},
 		Connect:     packets.ConnectParams{ClientIdentifier: id, Clean: true, Keepalive: 60},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // memory is what a server process holds, as its "mem" command reports it
@@ -140,33 +137,15 @@ func measureIdle(ctx context.Context, n int, t *target) (result, error) {
 // dialIdle connects a client with id and subscribes it at QoS 1 to its
 // response and notify topics, with buffers just large enough for that.
 func dialIdle(addr, prefix, id string) (net.Conn, error) {
-	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	c, err := dialSized(addr, prefix, id, 256)
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{id: id, prefix: prefix, nc: nc, r: bufio.NewReaderSize(nc, 256), w: bufio.NewWriterSize(nc, 256)}
-	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	err = c.write(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Connect},
-		Connect:     packets.ConnectParams{ClientIdentifier: id, Clean: true, Keepalive: 600},
-	})
-	if err == nil {
-		err = c.flush()
+	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := c.subscribe(1, c.topic("response"), c.topic("notify/+")); err != nil {
+		c.close()
+		return nil, fmt.Errorf("subscribe %s: %w", id, err)
 	}
-	var pk packets.Packet
-	if err == nil {
-		pk, err = c.read()
-	}
-	if err == nil && (pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0) {
-		err = fmt.Errorf("packet %d, code %#x", pk.FixedHeader.Type, pk.ReasonCode)
-	}
-	if err == nil {
-		err = c.subscribe(1, c.topic("response"), c.topic("notify/+"))
-	}
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("connect %s: %w", id, err)
-	}
-	_ = nc.SetDeadline(time.Time{})
-	return nc, nil
+	_ = c.nc.SetDeadline(time.Time{})
+	return c.nc, nil
 }

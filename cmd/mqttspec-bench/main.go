@@ -83,7 +83,7 @@ func parseFlags() options {
 	flag.StringVar(&qos, "qos", "1,0", "QoS levels of requests and answers")
 	flag.IntVar(&o.rows, "rows", 10000, "users stored before the load")
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
-	flag.IntVar(&o.idle, "idle", 10000, "idle connections held against the Mochi echo and the embedded library, for memory (0 for none)")
+	flag.IntVar(&o.idle, "idle", 10000, "idle connections held against the Mochi echo and the embedded library, for memory (0 for none; the library refuses more than its default MaxConnections, 10,000)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the embedded library's process here (and of the external one to this path + \".external\")")
 	var groups, groupScen string
 	flag.StringVar(&groups, "group", "", "members of each group run on mosquitto and PostgreSQL, e.g. 1,2,3 (\"\" for none)")
