@@ -16,7 +16,7 @@ import (
 // its own writes take the database in turn, behind a mutex held from
 // BEGIN to COMMIT: a write waiting for it starts the moment the previous
 // one ends, and Go's mutex lets no waiter wait for long behind newcomers
-// (p99 30 ms at the same load, and more writes per second). The wait
+// (p99 30–50 ms at the same load, and more writes per second). The wait
 // cannot be cut short, but it lasts only as long as the writes before it,
 // each bounded by its own request's deadline; a write whose deadline passed
 // meanwhile ends at once with a timeout. Writes made outside the handler
